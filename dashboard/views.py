@@ -1,0 +1,100 @@
+"""Pages and JSON for the operator's dashboard. Views check access, call services, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from dashboard.access import can_operate, require_camera, require_incident, require_site, sites_of
+from monitor import services
+from monitor.live import camera_health_event, incident_event
+from monitor.media import snapshot_path
+from monitor.models import Incident, Role, Site
+
+ACTIVE = [Incident.Status.OPEN, Incident.Status.ACKNOWLEDGED]
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    sites = sites_of(request.user)
+    if len(sites) == 1:
+        return redirect("dashboard:site", site_id=sites[0].pk)
+    return render(request, "dashboard/home.html", {"sites": sites})
+
+
+def _active_incidents(site: Site, limit: int = 50) -> list[Incident]:
+    return list(site.incidents.filter(status__in=ACTIVE).select_related("camera").order_by("-last_seen_at")[:limit])
+
+
+@login_required
+def site_wall(request: HttpRequest, site_id: int) -> HttpResponse:
+    site = require_site(request.user, site_id)
+    context = {
+        "site": site,
+        "cameras": list(site.cameras.order_by("name")),
+        "incidents": _active_incidents(site),
+        "recent": list(site.incidents.select_related("camera").order_by("-started_at")[:20]),
+    }
+    return render(request, "dashboard/site.html", context)
+
+
+@login_required
+def site_state(request: HttpRequest, site_id: int) -> JsonResponse:
+    """What a browser re-reads after (re)connecting its socket, so no missed push goes unseen."""
+    site = require_site(request.user, site_id)
+    return JsonResponse(
+        {
+            "cameras": [camera_health_event(c) for c in site.cameras.order_by("name")],
+            "incidents": [incident_event(i) for i in _active_incidents(site)],
+        }
+    )
+
+
+@login_required
+def camera_snapshot(request: HttpRequest, camera_id: int) -> FileResponse:
+    camera = require_camera(request.user, camera_id)
+    path = snapshot_path(camera.pk)
+    if not path.is_file():
+        raise Http404("no picture from this camera yet")
+    response = FileResponse(path.open("rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
+    incident = require_incident(request.user, incident_id)
+    context = {
+        "incident": incident,
+        "events": list(incident.events.order_by("segment_start")),
+        "can_operate": can_operate(request.user, incident.site),
+    }
+    return render(request, "dashboard/incident.html", context)
+
+
+@login_required
+def incident_poster(request: HttpRequest, incident_id: int) -> FileResponse:
+    incident = require_incident(request.user, incident_id)
+    if not incident.poster:
+        raise Http404("this incident has no poster")
+    return FileResponse(incident.poster.open("rb"), content_type="image/jpeg")
+
+
+@login_required
+@require_POST
+def incident_action(request: HttpRequest, incident_id: int, verb: str) -> HttpResponse:
+    incident = require_incident(request.user, incident_id, role=Role.OPERATOR)
+    note = request.POST.get("note", "").strip()[:2000]
+    try:
+        if verb == "acknowledge":
+            services.acknowledge_incident(incident.pk, request.user, note)
+        elif verb in ("resolve", "false_alarm"):
+            services.resolve_incident(incident.pk, request.user, note, false_alarm=verb == "false_alarm")
+        else:
+            raise Http404("unknown action")
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+    return redirect("dashboard:incident", incident_id=incident.pk)

@@ -1,0 +1,90 @@
+from django.contrib import admin
+
+from monitor.models import (
+    AlertRule,
+    AuditLog,
+    Camera,
+    Delivery,
+    Event,
+    Incident,
+    Membership,
+    NotificationChannel,
+    Site,
+    Zone,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ["name", "timezone", "created_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Camera)
+class CameraAdmin(admin.ModelAdmin):
+    list_display = ["name", "site", "enabled", "health_state", "health_reason", "last_frame_at", "measured_fps"]
+    list_filter = ["site", "enabled", "health_state"]
+    readonly_fields = [
+        "health_state",
+        "health_reason",
+        "health_changed_at",
+        "last_frame_at",
+        "measured_fps",
+        "reconnect_count",
+        "failure_streak",
+        "next_attempt_at",
+        "lease_owner",
+        "lease_expires_at",
+    ]
+
+
+@admin.register(Zone)
+class ZoneAdmin(admin.ModelAdmin):
+    list_display = ["name", "camera", "kind"]
+    list_filter = ["kind", "camera__site"]
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "site", "zone", "actor_class", "severity", "enabled"]
+    list_filter = ["site", "severity", "enabled"]
+    filter_horizontal = ["channels"]
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    list_display = ["name", "site", "kind", "target", "enabled"]
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ["id", "title", "camera", "severity", "status", "started_at", "last_seen_at"]
+    list_filter = ["status", "severity", "site"]
+    # Status changes go through services (audit log, live push), not through this form.
+    readonly_fields = ["status", "acknowledged_at", "resolved_at", "started_at", "last_seen_at", "track_ids"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["id", "camera", "track_id", "actor_class", "action", "segment_start", "segment_end", "score"]
+    list_filter = ["camera", "action"]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["incident", "channel", "status", "attempts", "next_attempt_at", "last_error"]
+    list_filter = ["status"]
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    list_display = ["at", "actor", "site", "action", "target_type", "target_id"]
+    list_filter = ["action"]
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # the audit log is append-only
