@@ -31,9 +31,17 @@ class Window:
 
 def _parse_time(raw: Any, field: str) -> time:
     try:
-        return time.fromisoformat(raw)
+        parsed = time.fromisoformat(raw)
     except (TypeError, ValueError):
-        raise ScheduleError(f"{field} must be a time like 22:30, got {raw!r}") from None
+        parsed = None
+    # An offset (22:30+01:00) would make the time aware, and comparing it with local times raises.
+    if parsed is None or parsed.tzinfo is not None:
+        raise ScheduleError(f"{field} must be a time like 22:30, got {raw!r}")
+    return parsed
+
+
+def _is_day(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 6
 
 
 def parse_schedule(raw: Any) -> list[Window]:
@@ -46,7 +54,7 @@ def parse_schedule(raw: Any) -> list[Window]:
         if not isinstance(item, dict) or set(item) != {"days", "start", "end"}:
             raise ScheduleError('each window is {"days": [0..6], "start": "HH:MM", "end": "HH:MM"}')
         days = item["days"]
-        if not isinstance(days, list) or not days or not all(isinstance(d, int) and 0 <= d <= 6 for d in days):
+        if not isinstance(days, list) or not days or not all(_is_day(d) for d in days):
             raise ScheduleError(f"days are 0 (Monday) to 6 (Sunday), got {days!r}")
         start, end = _parse_time(item["start"], "start"), _parse_time(item["end"], "end")
         if start == end:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import av
 import av.container
@@ -51,7 +51,8 @@ def local_path(url: str) -> Path | None:
     """The file path behind a file URL or plain path, else None."""
     if check_source_url(url) != "file":
         return None
-    return Path(urlsplit(url).path) if url.startswith("file:") else Path(url)
+    # File URLs are percent-encoded (Path.as_uri() writes a space as %20); plain paths are not.
+    return Path(unquote(urlsplit(url).path)) if url.lower().startswith("file:") else Path(url)
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,11 @@ class IouTracker:
 
     def update(self, detections: list[Detection], at: datetime) -> list[Track]:
         """Match detections to tracks; return the confirmed tracks seen in this frame."""
+        # Drop lost tracks before matching: after a stall with no frames, a stale track must not match.
+        self.tracks = [t for t in self.tracks if (at - t.last_seen).total_seconds() <= self.max_missing_s]
         unmatched = self._match(detections, at)
         for detection in unmatched:
             self._start(detection, at)
-        self.tracks = [t for t in self.tracks if (at - t.last_seen).total_seconds() <= self.max_missing_s]
         return [t for t in self.tracks if t.last_seen == at and t.hits >= self.min_hits]
 
     def _match(self, detections: list[Detection], at: datetime) -> list[Detection]:

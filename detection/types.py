@@ -14,7 +14,7 @@ BoxXYXY = tuple[float, float, float, float]
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    index: int  # position in the source, counted from its first frame
+    index: int  # count of analysis frames handed out by the source so far (0, 1, 2, ...)
     time: datetime  # wall-clock UTC time the frame stands for
     image: np.ndarray  # (H, W, 3) uint8, BGR
 

@@ -115,6 +115,9 @@ class Camera(models.Model):
     def __str__(self) -> str:
         return f"{self.site} / {self.name}"
 
+    def clean(self) -> None:
+        self.stream_url = self.stream_url.strip()
+
     def lease_is_live(self, now: Any = None) -> bool:
         now = now or timezone.now()
         return bool(self.lease_owner) and self.lease_expires_at is not None and self.lease_expires_at > now

@@ -40,6 +40,10 @@ def _wait_for_port(host: str, port: int, timeout_s: float) -> None:
     raise CommandError(f"nothing answered on {host}:{port} after {timeout_s:.0f} s")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = __doc__
 
@@ -52,7 +56,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         env = dict(os.environ)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             if not os.environ.get("REDIS_URL"):
                 env["REDIS_URL"] = self._start_redis(env)
@@ -99,6 +104,9 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def _stop_all(self) -> None:
+        # A second Ctrl-C or TERM must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # TERM first (Celery: warm shutdown), then QUIT (Celery: cold shutdown, ends camera slices
         # at once; their leases expire and the next start takes the cameras again), then KILL.
         for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGKILL):

@@ -1,0 +1,42 @@
+"""Exactly one worker analyses a camera; a dead worker's camera is taken over when its lease expires."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from monitor import services
+from monitor.models import Camera
+
+
+def test_only_one_worker_gets_the_lease(camera: Camera) -> None:
+    assert services.acquire_camera_lease(camera.pk, "worker-a")
+    assert not services.acquire_camera_lease(camera.pk, "worker-b")
+
+
+def test_an_expired_lease_is_taken_over(camera: Camera) -> None:
+    assert services.acquire_camera_lease(camera.pk, "worker-a")
+    Camera.objects.filter(pk=camera.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.acquire_camera_lease(camera.pk, "worker-b")
+    assert not services.renew_camera_lease(camera.pk, "worker-a", fps=1.0, last_frame_at=None)
+
+
+def test_a_queued_task_can_take_the_camera_it_was_dispatched_for(camera: Camera) -> None:
+    token = services.claim_camera_for_dispatch(camera.pk)
+    assert token is not None
+    assert services.claim_camera_for_dispatch(camera.pk) is None  # no second task queued meanwhile
+    assert not services.acquire_camera_lease(camera.pk, "stranger")
+    assert services.acquire_camera_lease(camera.pk, "worker-a", token)
+
+
+def test_disabled_cameras_are_not_dispatched(camera: Camera) -> None:
+    Camera.objects.filter(pk=camera.pk).update(enabled=False)
+    assert services.cameras_due_for_dispatch() == []
+    assert services.claim_camera_for_dispatch(camera.pk) is None
+
+
+def test_releasing_frees_the_camera_for_the_next_worker(camera: Camera) -> None:
+    assert services.acquire_camera_lease(camera.pk, "worker-a")
+    services.release_camera_lease(camera.pk, "worker-a")
+    assert services.acquire_camera_lease(camera.pk, "worker-b")
