@@ -16,11 +16,8 @@ WHOLE_FRAME = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
 
 
 def real_footage_path() -> Path | None:
-    """vtest.avi from ../shared/data, else the demo copy fetched by `make footage`."""
+    """vtest.avi (a plaza with 5-10 people) from ../shared/data, else the copy `make footage` fetched."""
     candidates = [REPO.parent / "shared" / "data" / "vtest.avi", REPO / "var" / "demo" / "vtest.avi"]
-    pointer = REPO / "var" / ".footage-path"
-    if pointer.is_file():
-        candidates.append(REPO / pointer.read_text().strip())
     return next((p for p in candidates if p.is_file() and p.stat().st_size > 0), None)
 
 

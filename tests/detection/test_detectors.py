@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import av
 import numpy as np
@@ -26,9 +25,11 @@ from detection.ssd_graph import (
     load_ssd_net,
 )
 from detection.types import Detection
+from tests.conftest import real_footage_path
 
-VTEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "vtest.avi"
-needs_vtest = pytest.mark.skipif(not VTEST.exists(), reason=f"real footage not found at {VTEST}")
+VTEST = real_footage_path()
+# vtest.avi comes from ../shared/data or from `make footage` (which `make test` runs first).
+needs_vtest = pytest.mark.skipif(VTEST is None, reason="real footage not found: run `make footage`")
 
 
 @pytest.fixture(scope="module")
