@@ -82,4 +82,9 @@ def load_env_file(path: Path) -> None:
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
             raise ImproperlyConfigured(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
-        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+        value = value.strip()
+        if value[:1] in ("'", '"'):
+            value = value[1:].partition(value[0])[0]
+        else:
+            value = value.split(" #", 1)[0].strip()  # an inline comment after an unquoted value
+        os.environ.setdefault(key.strip(), value)
