@@ -34,10 +34,7 @@ demo: venv footage .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --footage "$$(cat var/.footage-path)"
-	@echo
-	@echo "  Dashboard: http://127.0.0.1:$(PORT)/   (login with the credentials above; Ctrl-C stops everything)"
-	@echo
-	$(PY) manage.py runstack --port $(PORT)
+	$(PY) manage.py runstack --port $(PORT) --announce var/demo-login.txt
 
 # First run: a local .env with a fresh secret key and plain-HTTP cookies for localhost.
 .env:

@@ -71,6 +71,13 @@ def env_secret(name: str, default: str | None = None) -> str:
     return value
 
 
+def _env_value(raw: str) -> str:
+    """A quoted value is taken as is; after an unquoted one, ` # ...` is a comment."""
+    if raw[:1] in ("'", '"'):
+        return raw[1:].partition(raw[0])[0]
+    return raw.split(" #", 1)[0].strip()
+
+
 def load_env_file(path: Path) -> None:
     """Read KEY=VALUE lines from a .env file; real environment variables win."""
     if not path.is_file():
@@ -82,9 +89,4 @@ def load_env_file(path: Path) -> None:
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
             raise ImproperlyConfigured(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
-        value = value.strip()
-        if value[:1] in ("'", '"'):
-            value = value[1:].partition(value[0])[0]
-        else:
-            value = value.split(" #", 1)[0].strip()  # an inline comment after an unquoted value
-        os.environ.setdefault(key.strip(), value)
+        os.environ.setdefault(key.strip(), _env_value(value.strip()))

@@ -52,6 +52,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
         parser.add_argument("--no-beat", action="store_true", help="do not start the beat scheduler")
+        parser.add_argument("--announce", type=Path, help="a text file to print once everything is up")
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -62,7 +63,10 @@ class Command(BaseCommand):
             if not os.environ.get("REDIS_URL"):
                 env["REDIS_URL"] = self._start_redis(env)
             self._start_all(env, options)
-            self.stdout.write(self.style.SUCCESS(f"Argus is up: http://{options['host']}:{options['port']}/"))
+            self.stdout.write(self.style.SUCCESS(f"\nArgus is up: http://{options['host']}:{options['port']}/"))
+            if options["announce"] and options["announce"].is_file():
+                self.stdout.write(options["announce"].read_text())
+            self.stdout.write("Ctrl-C stops everything.\n")
             self._watch()
         except KeyboardInterrupt:
             self.stdout.write("stopping…")
@@ -70,7 +74,10 @@ class Command(BaseCommand):
             self._stop_all()
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.children.append((name, subprocess.Popen(argv, env=env)))  # noqa: S603  (our own programs)
+        # Own session: a Ctrl-C in the terminal reaches only this command, which stops the children
+        # in order, instead of every child at once.
+        proc = subprocess.Popen(argv, env=env, start_new_session=True)  # noqa: S603  (our own programs)
+        self.children.append((name, proc))
 
     def _start_redis(self, env: dict[str, str]) -> str:
         data_dir = Path(settings.VAR_DIR) / "redis"

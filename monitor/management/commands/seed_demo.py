@@ -35,9 +35,16 @@ class Command(BaseCommand):
             zone = self._zone(camera)
             self._rule(site, zone)
             password = self._operator(site)
+        summary = (
+            f"  camera:   {camera.name} <- {footage.name} (looped, {camera.analysis_fps:g} fps analysed)\n"
+            f"  login:    {DEMO_USER} / {password}\n"
+        )
         self.stdout.write(self.style.SUCCESS("Demo ready."))
-        self.stdout.write(f"  camera:   {camera.name} <- {footage.name} (looped, {camera.analysis_fps:g} fps analysed)")
-        self.stdout.write(f"  login:    {DEMO_USER} / {password}")
+        self.stdout.write(summary)
+        # runstack prints this again once the stack is up, below the start-up logs.
+        login_file = Path(settings.VAR_DIR) / "demo-login.txt"
+        login_file.write_text(summary)
+        login_file.chmod(0o600)
 
     def _camera(self, site: Site, footage: Path, fps: float) -> Camera:
         camera, _ = Camera.objects.update_or_create(
