@@ -59,6 +59,7 @@ class Command(BaseCommand):
         env = dict(os.environ)
         Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (e.g. from a script)
         try:
             if not os.environ.get("REDIS_URL"):
                 env["REDIS_URL"] = self._start_redis(env)
