@@ -29,6 +29,12 @@ def validate_timezone(value: str) -> None:
 class Site(models.Model):
     name = models.CharField(max_length=120, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    retention_days = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)], help_text="Clips and events older than this are removed."
+    )
+    media_budget_mb = models.PositiveIntegerField(
+        default=20_000, validators=[MinValueValidator(1)], help_text="Disk for this site's clips; oldest go first."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -80,6 +86,7 @@ class HealthState(models.TextChoices):
     ONLINE = "online", "Online"
     DEGRADED = "degraded", "Degraded"
     OFFLINE = "offline", "Offline"
+    FAILED = "failed", "Failed (fix the source)"
     DISABLED = "disabled", "Disabled"
 
 
@@ -94,6 +101,14 @@ class Camera(models.Model):
     loop = models.BooleanField(default=False, help_text="Replay a video file forever as if it were live.")
     analysis_fps = models.FloatField(default=2.0, validators=[MinValueValidator(0.1), MaxValueValidator(30.0)])
     enabled = models.BooleanField(default=True)
+    stall_timeout_s = models.FloatField(
+        default=10.0, validators=[MinValueValidator(1.0)], help_text="No frame for this long: reconnect."
+    )
+    offline_incident_after_s = models.FloatField(
+        default=60.0, validators=[MinValueValidator(0.0)], help_text="Raise a camera-offline incident after this."
+    )
+    pre_roll_s = models.FloatField(default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(60.0)])
+    post_roll_s = models.FloatField(default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(60.0)])
 
     health_state = models.CharField(max_length=16, choices=HealthState.choices, default=HealthState.UNKNOWN)
     health_reason = models.CharField(max_length=500, blank=True)
@@ -240,6 +255,14 @@ class AlertRule(models.Model):
             raise ValidationError({"zone": "the zone belongs to a camera of another site"})
 
 
+class ClipStatus(models.TextChoices):
+    NONE = "none", "No clip"
+    RECORDING = "recording", "Recording"
+    READY = "ready", "Ready"
+    MISSING = "missing", "Missing (not recorded or removed)"
+    FAILED = "failed", "Failed"
+
+
 class Incident(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -260,6 +283,10 @@ class Incident(models.Model):
     # Why it fired: the rule and the condition values, e.g. {"dwell_s": 4.5, "min_duration_s": 1.0}.
     explanation = models.JSONField(default=dict, blank=True)
     poster = models.FileField(upload_to="posters/%Y/%m/%d/", blank=True)
+    clip = models.FileField(upload_to="clips/%Y/%m/%d/", blank=True)
+    clip_status = models.CharField(max_length=16, choices=ClipStatus.choices, default=ClipStatus.NONE)
+    clip_error = models.CharField(max_length=500, blank=True)
+    clip_started_at = models.DateTimeField(null=True, blank=True)  # wall time of the clip's first frame
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
