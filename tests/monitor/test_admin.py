@@ -49,7 +49,8 @@ def test_a_rule_on_a_zone_of_another_site_is_refused_in_the_admin(
 
 
 def test_an_unsupported_camera_url_is_refused_and_an_unreachable_one_is_saved(admin_client: Client, site: Site) -> None:
-    form = {"site": site.pk, "name": "Gate", "analysis_fps": "2", "enabled": "on"}
+    form = {"site": site.pk, "name": "Gate", "analysis_fps": "2", "enabled": "on", "stall_timeout_s": "10"}
+    form |= {"offline_incident_after_s": "60", "pre_roll_s": "5", "post_roll_s": "5"}
     response = admin_client.post("/admin/monitor/camera/add/", {**form, "stream_url": "ftp://cam.local/live"})
     assert "unsupported URL scheme &#x27;ftp&#x27;" in response.content.decode()
     assert not Camera.objects.exists()
