@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import av
 import av.container
+import av.video.stream
 
 from detection.types import Frame
 
@@ -107,20 +109,52 @@ def _scaled_size(width: int, height: int, max_width: int) -> tuple[int, int]:
     return max_width, round(height * max_width / width / 2) * 2
 
 
+class PacketTap(Protocol):
+    """Sees every compressed video packet before decoding, e.g. to keep a ring buffer for clips."""
+
+    def stream_opened(self, stream: av.video.stream.VideoStream) -> None:
+        """A (re)opened source: packets that follow belong to this stream's codec and time base."""
+
+    def packet(self, packet: av.Packet, when: datetime) -> None:
+        """One demuxed packet and the wall-clock time it stands for."""
+
+
+def _packet_seconds(packet: av.Packet) -> float | None:
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    if stamp is None or packet.time_base is None:
+        return None
+    return float(stamp * packet.time_base)
+
+
 def _one_pass(
-    container: av.container.InputContainer, options: SourceOptions, sampler: Sampler, offset: float
+    container: av.container.InputContainer,
+    sampler: Sampler,
+    offset: float,
+    wall: Callable[[float], datetime],
+    tap: PacketTap | None,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Demux and decode one pass over the source; yield (seconds since start, frame) for kept frames."""
     if not container.streams.video:
         raise SourceError("the source has no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    if tap is not None:
+        tap.stream_opened(stream)
     first: float | None = None
-    for count, frame in enumerate(container.decode(stream)):
-        t = _frame_seconds(frame, stream.average_rate, count)
-        first = t if first is None else first
-        t_rel = offset + t - first
-        if sampler.keep(t_rel):
-            yield t_rel, frame
+    count = 0
+    for packet in container.demux(stream):
+        seconds = _packet_seconds(packet)
+        if first is None and seconds is not None:
+            first = seconds
+        if tap is not None and packet.size and seconds is not None and first is not None:
+            tap.packet(packet, wall(offset + seconds - first))
+        for frame in packet.decode():
+            t = _frame_seconds(frame, stream.average_rate, count)
+            count += 1
+            first = t if first is None else first
+            t_rel = offset + t - first
+            if sampler.keep(t_rel):
+                yield t_rel, frame
 
 
 def iter_frames(
@@ -129,22 +163,28 @@ def iter_frames(
     *,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    tap: PacketTap | None = None,
 ) -> Iterator[Frame]:
     """Yield analysis frames from `url` until it ends (never, for looped files and live streams)."""
     is_file = local_path(url) is not None
     pace = is_file and options.realtime
     started = clock()
     start_dt = datetime.fromtimestamp(started, tz=UTC)
+
+    def wall(t_rel: float) -> datetime:
+        # Files stand for a live camera that started with this call; streams are live already.
+        return start_dt + timedelta(seconds=t_rel) if is_file else datetime.now(tz=UTC)
+
     index, offset = 0, 0.0
     sampler = Sampler(options.fps)
     while True:
         container = _open(url, options)
         last_t = offset
         try:
-            for t_rel, av_frame in _one_pass(container, options, sampler, offset):
+            for t_rel, av_frame in _one_pass(container, sampler, offset, wall, tap):
                 if pace and (wait := started + t_rel - clock()) > 0:
                     sleep(wait)
-                when = start_dt + timedelta(seconds=t_rel) if is_file else datetime.now(tz=UTC)
+                when = wall(t_rel)
                 width, height = _scaled_size(av_frame.width, av_frame.height, options.max_width)
                 image = av_frame.to_ndarray(format="bgr24", width=width, height=height)
                 yield Frame(index=index, time=when, image=image)
