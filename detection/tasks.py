@@ -18,18 +18,24 @@ from django.conf import settings
 
 from detection import pipeline
 from detection.detectors import load_detector
+from detection.recording import ClipRecorder
 from detection.render import draw_boxes, encode_jpeg, write_atomically
 from detection.rules import RuleHit, ZoneRuleSpec, normalize_box
 from detection.schedule import parse_schedule
-from detection.sources import SourceError, SourceOptions, UnsupportedSource, iter_frames
+from detection.sources import SourceOptions, UnsupportedSource, iter_frames, local_path
+from detection.supervisor import Health, Supervisor, SupervisorConfig
 from detection.tracker import Track
 from detection.types import Detector, Frame
 from monitor import services
+from monitor.clips import recorder_for
 from monitor.live import CameraActivity, publish_now, site_group
 from monitor.media import snapshot_path
 from monitor.models import AlertRule, Camera, ZoneKind
 
 log = logging.getLogger(__name__)
+
+# A slice runs on past its end for clips still waiting for their post-roll, but no longer than this.
+CLIP_GRACE_S = 65.0
 
 
 @functools.cache
@@ -69,7 +75,15 @@ def _actors(tracks: Sequence[Track], width: int, height: int) -> list[dict[str, 
 class DjangoSink:
     """Turns pipeline results into service calls, snapshots and live pushes."""
 
-    def __init__(self, camera: Camera, owner: str, *, slice_s: float, push_every_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        camera: Camera,
+        owner: str,
+        *,
+        slice_s: float,
+        push_every_s: float = 0.5,
+        clips: ClipRecorder | None = None,
+    ) -> None:
         self.camera_id, self.site_id, self.owner = camera.pk, camera.site_id, owner
         self.deadline = time.monotonic() + slice_s
         self.push_every_s = push_every_s
@@ -77,10 +91,11 @@ class DjangoSink:
         self.last_frame_at: Frame | None = None
         self.snapshot_version = 0
         self.slice_done = False
+        self.clips = clips
+        self.failed = False  # the source can never work as configured: no re-dispatch
+        self.lease_lost = False
 
     def on_frame(self, frame: Frame, tracks: Sequence[Track]) -> None:
-        if self.last_frame_at is None:
-            services.camera_streaming(self.camera_id)
         self.last_frame_at = frame
         now = time.monotonic()
         if now - self.last_push < self.push_every_s:
@@ -102,29 +117,94 @@ class DjangoSink:
         fired = {h.track_id for h in hits}
         boxes = [(t.box, f"{t.label} #{t.id}") for t in tracks if t.id in fired]
         poster = encode_jpeg(draw_boxes(frame.image, boxes, highlight=True)) if boxes else None
-        services.record_rule_hits(self.camera_id, hits, poster)
+        opened = services.record_rule_hits(self.camera_id, hits, poster)
+        self._start_clips(opened, frame, has_poster=poster is not None)
+
+    def _start_clips(self, incident_ids: Sequence[int], frame: Frame, *, has_poster: bool) -> None:
+        if self.clips is None:
+            return
+        for incident_id in incident_ids:
+            services.clip_recording(incident_id)
+            self.clips.start(incident_id, frame.time, poster=not has_poster)
+
+    def _clips_need_time(self) -> bool:
+        waiting = self.clips is not None and self.clips.awaiting_post_roll()
+        return waiting and time.monotonic() < self.deadline + CLIP_GRACE_S
 
     def keep_going(self, stats: pipeline.LoopStats) -> bool:
         frame_time = self.last_frame_at.time if self.last_frame_at else None
         if not services.renew_camera_lease(self.camera_id, self.owner, fps=stats.fps, last_frame_at=frame_time):
             log.warning("camera %s: lease lost, stopping", self.camera_id)
+            self.lease_lost = True
             return False
-        if time.monotonic() >= self.deadline:
+        if time.monotonic() >= self.deadline and not self._clips_need_time():
             self.slice_done = True
             return False
         return True
+
+    def on_health(self, health: Health, reason: str, failures: int) -> None:
+        """The supervisor's view of the source, stored (and pushed live) by services."""
+        if health is Health.ONLINE:
+            services.camera_streaming(self.camera_id)
+        elif health is Health.DEGRADED:
+            services.camera_degraded(self.camera_id, reason)
+        elif health is Health.OFFLINE:
+            services.camera_offline(self.camera_id, reason, failures=failures)
+            log.warning("camera %s offline (attempt %d failed): %s", self.camera_id, failures, reason)
+        else:
+            services.camera_source_failed(self.camera_id, self.owner, reason)
+            log.error("camera %s failed, not retrying until it is saved again: %s", self.camera_id, reason)
+            self.failed = True
 
 
 def _owner(task_id: str | None) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{task_id or 'eager'}"
 
 
+def source_options(camera: Camera, *, realtime: bool) -> SourceOptions:
+    # A blocked open or read must end well within the lease, else another worker takes the camera.
+    limit_s = settings.ARGUS_CAMERA_LEASE_SECONDS / 3
+    return SourceOptions(
+        fps=camera.analysis_fps,
+        loop=camera.loop,
+        realtime=realtime,
+        open_timeout_s=min(settings.ARGUS_SOURCE_OPEN_TIMEOUT_SECONDS, limit_s),
+        read_timeout_s=min(camera.stall_timeout_s, limit_s),
+        rtsp_transport=settings.ARGUS_RTSP_TRANSPORT,
+        hwaccel=settings.ARGUS_HWACCEL,
+    )
+
+
+def supervisor_config(camera: Camera) -> SupervisorConfig:
+    try:
+        is_file = local_path(camera.stream_url) is not None
+    except UnsupportedSource:
+        is_file = False  # the source itself reports it, as a failure
+    return SupervisorConfig(
+        analysis_fps=camera.analysis_fps,
+        backoff_cap_s=settings.ARGUS_CAMERA_RECONNECT_MAX_SECONDS,
+        restart_when_ended=not is_file,
+    )
+
+
 def analyse(camera: Camera, owner: str, *, realtime: bool = True, max_frames: int | None = None) -> DjangoSink:
-    """Run the pipeline on a camera we hold the lease of, for one slice (or `max_frames`)."""
-    options = SourceOptions(fps=camera.analysis_fps, loop=camera.loop, realtime=realtime)
+    """Run the pipeline on a camera we hold the lease of, for one slice (or `max_frames`),
+    reconnecting whenever the source drops."""
+    options = source_options(camera, realtime=realtime)
     state = pipeline.new_state(worker_detector(), rule_specs(camera))
-    sink = DjangoSink(camera, owner, slice_s=settings.ARGUS_CAMERA_SLICE_SECONDS)
-    pipeline.run(itertools.islice(iter_frames(camera.stream_url, options), max_frames), state, sink)
+    services.abandon_recording_clips(camera.pk)  # the lease is ours: no other worker records them
+    clips = recorder_for(camera)
+    sink = DjangoSink(camera, owner, slice_s=settings.ARGUS_CAMERA_SLICE_SECONDS, clips=clips)
+    supervisor = Supervisor(
+        lambda: iter_frames(camera.stream_url, options, tap=clips), supervisor_config(camera), sink, state.stats
+    )
+    frames = supervisor.frames()
+    try:
+        pipeline.run(itertools.islice(frames, max_frames), state, sink)
+    finally:
+        frames.close()  # hang up on the source now, not when the generator is collected
+        if clips is not None:  # clips cut short by a stop keep what was buffered
+            clips.close()
     return sink
 
 
@@ -138,12 +218,12 @@ def analyse_camera(self: object, camera_id: int, token: str | None = None) -> st
     camera = Camera.objects.select_related("site").get(pk=camera_id)
     try:
         sink = analyse(camera, owner)
-    except (SourceError, UnsupportedSource) as exc:
-        delay = services.camera_failed(camera_id, owner, str(exc))
-        log.warning("camera %s failed (%s); retry in %.0f s", camera_id, exc, delay)
-        return "failed"
     finally:
         services.release_camera_lease(camera_id, owner)
+    if sink.failed:  # stored as FAILED: the dispatcher leaves it alone until the camera is saved
+        return "failed"
+    if sink.lease_lost:
+        return "lease lost"
     if not sink.slice_done:
         services.camera_failed(camera_id, owner, "the stream ended")
         return "ended"

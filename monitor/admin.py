@@ -1,5 +1,9 @@
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
+
+from monitor import services
 from monitor.models import (
     AlertRule,
     AuditLog,
@@ -41,6 +45,11 @@ class CameraAdmin(admin.ModelAdmin):
         "lease_owner",
         "lease_expires_at",
     ]
+
+    def save_model(self, request: HttpRequest, obj: Camera, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Saving is how an operator says "I fixed it": a FAILED source is tried again.
+        services.camera_saved(obj.pk, request.user)
 
 
 @admin.register(Zone)

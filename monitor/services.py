@@ -24,10 +24,12 @@ from monitor.models import (
     AlertRule,
     AuditLog,
     Camera,
+    ClipStatus,
     Delivery,
     Event,
     HealthState,
     Incident,
+    Severity,
     Site,
 )
 
@@ -60,23 +62,26 @@ def _lease_free(now: datetime) -> Q:
     return Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
 
 
+def _dispatchable(now: datetime) -> Q:
+    """Enabled, due for an attempt, and not FAILED: a failed source waits until the camera is saved."""
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    return _lease_free(now) & due & Q(enabled=True) & ~Q(health_state=HealthState.FAILED)
+
+
 @transaction.atomic
 def claim_camera_for_dispatch(camera_id: int) -> str | None:
     """Reserve a free camera for a task about to be queued; returns the token the task must show."""
     now = timezone.now()
     token = f"queued:{uuid.uuid4().hex}"
     ttl = timedelta(seconds=settings.ARGUS_CAMERA_LEASE_SECONDS * 4)  # time to wait in the queue
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    updated = Camera.objects.filter(_lease_free(now), due, pk=camera_id, enabled=True).update(
+    updated = Camera.objects.filter(_dispatchable(now), pk=camera_id).update(
         lease_owner=token, lease_expires_at=now + ttl
     )
     return token if updated else None
 
 
 def cameras_due_for_dispatch() -> list[int]:
-    now = timezone.now()
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    return list(Camera.objects.filter(_lease_free(now), due, enabled=True).values_list("pk", flat=True))
+    return list(Camera.objects.filter(_dispatchable(timezone.now())).values_list("pk", flat=True))
 
 
 @transaction.atomic
@@ -92,15 +97,15 @@ def acquire_camera_lease(camera_id: int, owner: str, token: str | None = None) -
 
 
 def renew_camera_lease(camera_id: int, owner: str, *, fps: float, last_frame_at: datetime | None) -> bool:
-    """Extend our lease and record liveness; False when the lease was lost (another worker has it)."""
+    """Extend our lease and record liveness; False when the lease was lost (another worker has it).
+
+    Health is not touched here: the worker's supervisor reports it (online, degraded, offline)."""
     with transaction.atomic():
         now = timezone.now()
         expires = now + timedelta(seconds=settings.ARGUS_CAMERA_LEASE_SECONDS)
         updated = Camera.objects.filter(pk=camera_id, lease_owner=owner, enabled=True).update(
             lease_expires_at=expires, measured_fps=round(fps, 2), last_frame_at=last_frame_at
         )
-        if updated and last_frame_at is not None:
-            _set_health(camera_id, HealthState.ONLINE, "")
     return updated == 1
 
 
@@ -117,8 +122,15 @@ def retry_delay_s(failures: int, *, cap_s: float, base_s: float = 2.0) -> float:
 
 @transaction.atomic
 def camera_failed(camera_id: int, owner: str, reason: str) -> float:
-    """The source failed: mark the camera offline with the reason, back off, free the lease."""
+    """The source failed: mark the camera offline with the reason, back off, free the lease.
+
+    Returns the retry delay, or 0 when another worker holds the camera now: a worker whose lease
+    expired while it was stuck reports a stale view, which must not mark a camera offline (and back
+    it off) while the worker that took it over is streaming it.
+    """
     camera = Camera.objects.select_for_update().get(pk=camera_id)
+    if camera.lease_owner not in ("", owner):
+        return 0.0
     camera.failure_streak += 1
     delay = retry_delay_s(camera.failure_streak, cap_s=settings.ARGUS_CAMERA_RETRY_MAX_SECONDS)
     camera.next_attempt_at = timezone.now() + timedelta(seconds=delay)
@@ -131,23 +143,132 @@ def camera_failed(camera_id: int, owner: str, reason: str) -> float:
 
 @transaction.atomic
 def camera_streaming(camera_id: int) -> None:
-    """The source delivered frames: reset the failure streak and count a reconnect after failures."""
+    """Frames flow (again): reset the failure streak, count a reconnect after failures, and resolve
+    the camera-offline incident of the outage that just ended."""
     camera = Camera.objects.select_for_update().get(pk=camera_id)
     if camera.failure_streak:
         camera.reconnect_count += 1
     camera.failure_streak, camera.next_attempt_at = 0, None
     camera.save(update_fields=["failure_streak", "next_attempt_at", "reconnect_count"])
-    _set_health(camera_id, HealthState.ONLINE, "")
+    camera = _set_health(camera_id, HealthState.ONLINE, "")
+    _resolve_offline_incidents(camera)
 
 
-def _set_health(camera_id: int, state: str, reason: str) -> None:
-    camera = Camera.objects.get(pk=camera_id)
-    if camera.health_state == state and camera.health_reason == reason:
+@transaction.atomic
+def camera_degraded(camera_id: int, reason: str) -> None:
+    """Connected, but too few frames arrive for analysis (a slow network, camera or worker)."""
+    _set_health(camera_id, HealthState.DEGRADED, reason[:500])
+
+
+@transaction.atomic
+def camera_offline(camera_id: int, reason: str, *, failures: int) -> int | None:
+    """No frames; the worker keeps retrying and calls this after every failed attempt. Opens the
+    camera-offline incident once the outage has lasted Camera.offline_incident_after_s; returns its
+    id when this call opened it."""
+    Camera.objects.select_for_update().filter(pk=camera_id).update(failure_streak=failures)
+    camera = _set_health(camera_id, HealthState.OFFLINE, reason[:500])
+    now = timezone.now()
+    down_s = (now - (camera.health_changed_at or now)).total_seconds()
+    if down_s < camera.offline_incident_after_s:
+        return None
+    incident = _open_offline_incident(camera, reason, now)
+    return incident.pk if incident else None
+
+
+@transaction.atomic
+def camera_source_failed(camera_id: int, owner: str, reason: str) -> None:
+    """The source can never work as configured (empty or corrupt file, no video, unknown codec):
+    FAILED, and no automatic retry until the camera is saved again. Nothing will retry it, so its
+    camera-offline incident opens at once."""
+    camera = Camera.objects.select_for_update().get(pk=camera_id)
+    if camera.lease_owner == owner:
+        camera.lease_owner, camera.lease_expires_at = "", None
+    camera.next_attempt_at = None
+    camera.save(update_fields=["lease_owner", "lease_expires_at", "next_attempt_at"])
+    camera = _set_health(camera_id, HealthState.FAILED, reason[:500])
+    _open_offline_incident(camera, reason, timezone.now())
+
+
+@transaction.atomic
+def camera_saved(camera_id: int, user: User | None) -> None:
+    """Someone edited the camera: a FAILED source gets tried again, now rather than after a backoff."""
+    camera = Camera.objects.select_for_update().select_related("site").get(pk=camera_id)
+    if camera.health_state != HealthState.FAILED:
         return
+    camera.failure_streak, camera.next_attempt_at = 0, None
+    camera.save(update_fields=["failure_streak", "next_attempt_at"])
+    _set_health(camera_id, HealthState.UNKNOWN, "")
+    audit(user, camera.site, "camera.retry", camera, was=camera.health_reason)
+
+
+def _set_health(camera_id: int, state: str, reason: str) -> Camera:
+    camera = Camera.objects.select_related("site").get(pk=camera_id)
+    if camera.health_state == state and camera.health_reason == reason:
+        return camera
+    if camera.health_state != state:  # a new reason within the same state is not a new outage
+        camera.health_changed_at = timezone.now()
     camera.health_state, camera.health_reason = state, reason
-    camera.health_changed_at = timezone.now()
     camera.save(update_fields=["health_state", "health_reason", "health_changed_at"])
     publish_on_commit(site_group(camera.site_id), camera_health_event(camera))
+    return camera
+
+
+# --- Camera-offline incidents ---------------------------------------------------------------
+
+OFFLINE_INCIDENT = "camera_offline"
+_ACTIVE = [Incident.Status.OPEN, Incident.Status.ACKNOWLEDGED]
+
+
+def _human_duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _open_offline_incident(camera: Camera, reason: str, now: datetime) -> Incident | None:
+    """One incident per outage: none while one is active, nor when one of this outage was closed
+    by an operator while the camera stays down."""
+    since = camera.health_changed_at or now
+    outage = Incident.objects.filter(camera=camera, kind=OFFLINE_INCIDENT)
+    if outage.filter(Q(status__in=_ACTIVE) | Q(started_at__gte=since)).exists():
+        return None
+    down_s = round((now - since).total_seconds(), 1)
+    incident = Incident.objects.create(
+        site=camera.site,
+        camera=camera,
+        kind=OFFLINE_INCIDENT,
+        title=f"Camera offline: {camera.name}",
+        severity=Severity.HIGH,
+        started_at=since,
+        last_seen_at=now,
+        explanation={
+            "reason": reason,
+            "offline_for_s": down_s,
+            "conditions": [
+                {"name": "offline_for_s", "value": down_s, "required": f">= {camera.offline_incident_after_s:g}"},
+                {"name": "reason", "value": reason, "required": "frames arriving"},
+            ],
+        },
+    )
+    audit(None, camera.site, "incident.opened", incident, kind=OFFLINE_INCIDENT, reason=reason)
+    publish_on_commit(site_group(camera.site_id), incident_event(incident, opened=True))
+    return incident
+
+
+def _resolve_offline_incidents(camera: Camera) -> None:
+    now = timezone.now()
+    for incident in Incident.objects.select_for_update().filter(
+        camera=camera, kind=OFFLINE_INCIDENT, status__in=_ACTIVE
+    ):
+        note = f"back online after {_human_duration((now - incident.started_at).total_seconds())}"
+        incident.status, incident.resolved_at, incident.last_seen_at = Incident.Status.RESOLVED, now, now
+        incident.notes = f"{incident.notes}\n{note}".strip()
+        incident.save(update_fields=["status", "resolved_at", "last_seen_at", "notes"])
+        audit(None, camera.site, "incident.resolved", incident, note=note, by="system")
+        publish_on_commit(site_group(camera.site_id), incident_event(incident))
 
 
 # --- Events and incidents -------------------------------------------------------------------
@@ -292,3 +413,51 @@ def resolve_incident(incident_id: int, user: User, note: str = "", *, false_alar
     if false_alarm:
         return _transition(incident_id, user, "false_alarm", Incident.Status.FALSE_ALARM, note)
     return _transition(incident_id, user, "resolve", Incident.Status.RESOLVED, note)
+
+
+# --- Incident clips (written by the camera worker's encoder thread) -------------------------
+
+
+def _clip_changed(incident_id: int, **fields: Any) -> Incident:
+    incident = Incident.objects.select_for_update().select_related("camera").get(pk=incident_id)
+    for name, value in fields.items():
+        setattr(incident, name, value)
+    incident.save(update_fields=list(fields))
+    publish_on_commit(site_group(incident.site_id), incident_event(incident))
+    return incident
+
+
+@transaction.atomic
+def clip_recording(incident_id: int) -> None:
+    """The clip waits for its post-roll; the incident page says so until it is ready."""
+    _clip_changed(incident_id, clip_status=ClipStatus.RECORDING, clip_error="")
+
+
+@transaction.atomic
+def attach_clip(incident_id: int, clip_name: str, started_at: datetime, poster_name: str = "") -> None:
+    """A clip file (already in media storage under `clip_name`) belongs to the incident now."""
+    fields: dict[str, Any] = {"clip_status": ClipStatus.READY, "clip_error": "", "clip_started_at": started_at}
+    incident = _clip_changed(incident_id, clip=clip_name, **fields)
+    if poster_name and not incident.poster:  # the poster with the actors boxed, if any, stays
+        incident.poster.name = poster_name
+        incident.save(update_fields=["poster"])
+
+
+@transaction.atomic
+def abandon_recording_clips(camera_id: int) -> int:
+    """A worker starts on the camera: clips still "recording" were left by one that died mid-clip."""
+    stale = list(
+        Incident.objects.filter(camera_id=camera_id, clip_status=ClipStatus.RECORDING).values_list("pk", flat=True)
+    )
+    for incident_id in stale:
+        _clip_changed(
+            incident_id, clip_status=ClipStatus.MISSING, clip_error="the worker stopped before the clip was written"
+        )
+    return len(stale)
+
+
+@transaction.atomic
+def clip_failed(incident_id: int, error: str, *, missing: bool = False) -> None:
+    """No clip: nothing of the window was buffered (missing), or encoding/writing failed; the incident stays."""
+    status = ClipStatus.MISSING if missing else ClipStatus.FAILED
+    _clip_changed(incident_id, clip_status=status, clip_error=error[:500])

@@ -7,7 +7,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from monitor.env import env_bool, env_float, env_int, env_list, env_secret, env_str, load_env_file
+from monitor.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_env_file(BASE_DIR / env_str("ARGUS_ENV_FILE", ".env"))
@@ -130,6 +130,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "detection.tasks.dispatch_cameras",
         "schedule": env_float("ARGUS_DISPATCH_EVERY_SECONDS", 5.0),
     },
+    "apply-retention": {
+        "task": "monitor.tasks.apply_retention",
+        "schedule": env_float("ARGUS_RETENTION_EVERY_SECONDS", 3600.0),
+    },
 }
 
 # Camera analysis.
@@ -137,6 +141,20 @@ ARGUS_DETECTOR = env_str("ARGUS_DETECTOR", "auto")
 ARGUS_CAMERA_SLICE_SECONDS = env_int("ARGUS_CAMERA_SLICE_SECONDS", 300, minimum=5)
 ARGUS_CAMERA_LEASE_SECONDS = env_int("ARGUS_CAMERA_LEASE_SECONDS", 30, minimum=5)
 ARGUS_CAMERA_RETRY_MAX_SECONDS = env_int("ARGUS_CAMERA_RETRY_MAX_SECONDS", 300, minimum=1)
+# A worker reconnects a dropped camera itself, waiting at most this long between attempts (full
+# jitter below it), so a camera is back within a few seconds of its server's return.
+ARGUS_CAMERA_RECONNECT_MAX_SECONDS = env_float("ARGUS_CAMERA_RECONNECT_MAX_SECONDS", 3.0, minimum=0.1)
+# Opening a stream gives up after this (reads give up after the camera's stall timeout).
+ARGUS_SOURCE_OPEN_TIMEOUT_SECONDS = env_float("ARGUS_SOURCE_OPEN_TIMEOUT_SECONDS", 10.0, minimum=0.5)
+# RTSP over tcp (survives NAT and loss) or udp; a server that refuses TCP is retried over UDP.
+ARGUS_RTSP_TRANSPORT = env_choice("ARGUS_RTSP_TRANSPORT", "tcp", ("tcp", "udp"))
+# Hardware decoding on GPU workers: an FFmpeg device type (cuda, vaapi, qsv, ...); empty = software.
+# A device this worker cannot use falls back to software decoding, with a warning.
+ARGUS_HWACCEL = env_str("ARGUS_HWACCEL", "")
+
+# Retention (monitor/retention.py). Ages and disk budgets are per site (Site.retention_days,
+# Site.media_budget_mb); this guards the media filesystem as a whole: below it, oldest media goes.
+ARGUS_MEDIA_MIN_FREE_MB = env_int("ARGUS_MEDIA_MIN_FREE_MB", 2048, minimum=0)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from detection.sources import (
+    PermanentSourceError,
     Sampler,
     SourceError,
     SourceOptions,
     UnsupportedSource,
     check_source_url,
+    hardware_decoding,
     iter_frames,
 )
 
@@ -179,3 +181,82 @@ def test_a_closed_network_port_raises_source_error_quickly():
     with pytest.raises(SourceError, match="cannot open"):
         next(frames_of("rtsp://127.0.0.1:9/x", open_timeout_s=2.0, read_timeout_s=2.0))
     assert time.monotonic() - started < 5.0
+
+
+# --- Sources that can never work: a clear, permanent reason -------------------------------------
+
+
+def test_an_empty_file_is_a_permanent_failure_saying_so(tmp_path):
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    with pytest.raises(PermanentSourceError, match=r"the file is empty \(0 bytes\)"):
+        next(frames_of(str(path), realtime=False))
+
+
+def test_a_file_of_random_bytes_is_a_permanent_failure(tmp_path):
+    path = tmp_path / "noise.mp4"
+    path.write_bytes(random.Random(0).randbytes(64 * 1024))
+    with pytest.raises(PermanentSourceError, match="is not a playable video file"):
+        next(frames_of(str(path), realtime=False))
+
+
+@pytest.mark.parametrize(
+    ("keep_bytes", "reason"),
+    [
+        (300, r"is not a playable video file \(Input/output error\)"),  # cut inside the header
+        (600, r"no decodable video frames in .* \(truncated or corrupt\)"),  # header, then nothing
+    ],
+)
+def test_a_truncated_file_is_a_permanent_failure(clip, tmp_path, keep_bytes, reason):
+    path = tmp_path / "truncated.mkv"
+    path.write_bytes(Path(clip).read_bytes()[:keep_bytes])
+    with pytest.raises(PermanentSourceError, match=reason):
+        list(frames_of(str(path), realtime=False))
+
+
+def test_a_file_without_video_is_a_permanent_failure(tmp_path):
+    path = tmp_path / "sound.wav"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    with pytest.raises(PermanentSourceError, match="has no video stream"):
+        next(frames_of(str(path), realtime=False))
+
+
+def test_a_video_codec_ffmpeg_cannot_decode_is_a_permanent_failure(clip, tmp_path):
+    data = Path(clip).read_bytes()
+    assert data.count(b"FFV1") == 1, "the codec's FourCC, to swap for one nobody knows"
+    path = tmp_path / "unknown-codec.mkv"
+    path.write_bytes(data.replace(b"FFV1", b"QQQQ"))
+    with pytest.raises(PermanentSourceError, match="unsupported video codec"):
+        next(frames_of(str(path), realtime=False))
+
+
+def test_a_missing_file_is_not_permanent_it_may_be_a_mount_not_there_yet(tmp_path):
+    with pytest.raises(SourceError, match="not found") as raised:
+        next(frames_of(str(tmp_path / "later.mkv"), realtime=False))
+    assert not isinstance(raised.value, PermanentSourceError)
+
+
+# --- Hardware decoding ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", ["no-such-device", "cuda"])
+def test_hardware_decoding_falls_back_to_software_where_the_device_cannot_be_used(clip, device, caplog):
+    """On this CPU machine neither device works; on a GPU worker 'cuda' may be used, but FFV1 has no
+    hardware decoder and PyAV falls back to software itself. Either way: the same exact frames."""
+    hardware_decoding.cache_clear()
+    try:
+        frames = list(frames_of(clip, fps=5, realtime=False, hwaccel=device))
+    finally:
+        hardware_decoding.cache_clear()
+    assert [source_index(f.image) for f in frames] == list(range(0, 50, 5))
+    if device == "no-such-device":
+        assert "decoding in software" in caplog.text
+
+
+def test_no_hardware_device_means_plain_software_decoding():
+    assert hardware_decoding("") is None

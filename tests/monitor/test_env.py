@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from monitor.env import env_bool, env_int, env_secret, load_env_file
+from monitor.env import env_bool, env_choice, env_float, env_int, env_secret, load_env_file
 
 
 def test_booleans_and_integers_refuse_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,6 +21,17 @@ def test_booleans_and_integers_refuse_nonsense(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("COUNT", "0")
     with pytest.raises(ImproperlyConfigured, match="at least 1"):
         env_int("COUNT", 1, minimum=1)
+
+
+def test_numbers_below_their_minimum_and_unknown_choices_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECONNECT", "0.01")
+    with pytest.raises(ImproperlyConfigured, match="RECONNECT must be at least 0.1, got 0.01"):
+        env_float("RECONNECT", 3.0, minimum=0.1)
+    monkeypatch.setenv("TRANSPORT", "sctp")
+    with pytest.raises(ImproperlyConfigured, match="TRANSPORT must be one of tcp, udp, got 'sctp'"):
+        env_choice("TRANSPORT", "tcp", ("tcp", "udp"))
+    monkeypatch.setenv("TRANSPORT", " UDP ")
+    assert env_choice("TRANSPORT", "tcp", ("tcp", "udp")) == "udp"
 
 
 def test_a_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
