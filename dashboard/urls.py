@@ -11,5 +11,6 @@ urlpatterns = [
     path("cameras/<int:camera_id>/snapshot.jpg", views.camera_snapshot, name="camera-snapshot"),
     path("incidents/<int:incident_id>/", views.incident_detail, name="incident"),
     path("incidents/<int:incident_id>/poster.jpg", views.incident_poster, name="incident-poster"),
+    path("incidents/<int:incident_id>/clip.mp4", views.incident_clip, name="incident-clip"),
     path("incidents/<int:incident_id>/<str:verb>/", views.incident_action, name="incident-action"),
 ]

@@ -5,14 +5,16 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.access import can_operate, require_camera, require_incident, require_site, sites_of
+from dashboard.ranges import ranged_file_response
 from monitor import services
 from monitor.live import camera_health_event, incident_event
 from monitor.media import snapshot_path
-from monitor.models import Incident, Role, Site
+from monitor.models import ClipStatus, Incident, Role, Site
 
 ACTIVE = [Incident.Status.OPEN, Incident.Status.ACKNOWLEDGED]
 
@@ -81,6 +83,22 @@ def incident_poster(request: HttpRequest, incident_id: int) -> FileResponse:
     if not incident.poster:
         raise Http404("this incident has no poster")
     return FileResponse(incident.poster.open("rb"), content_type="image/jpeg")
+
+
+@login_required
+def incident_clip(request: HttpRequest, incident_id: int) -> HttpResponseBase:
+    """The incident's mp4, with byte ranges so the browser can seek; same access as the poster."""
+    incident = require_incident(request.user, incident_id)
+    if incident.clip_status != ClipStatus.READY or not incident.clip:
+        raise Http404("this incident has no clip")
+    try:
+        handle = incident.clip.open("rb")
+        size = incident.clip.size
+    except OSError as exc:  # removed from disk behind the database's back
+        raise Http404("the clip file is gone") from exc
+    response = ranged_file_response(request, handle, size, "video/mp4")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 @login_required

@@ -57,7 +57,9 @@
     let li = alerts.querySelector(`[data-incident-id="${ev.incident_id}"]`);
     const fresh = !li;
     if (fresh) { li = document.createElement("li"); li.dataset.incidentId = String(ev.incident_id); }
-    li.className = `alert sev-${ev.severity}` + (fresh ? " new" : "");
+    // An update (e.g. its clip is ready) must not take the highlight off an alert that just came in.
+    const isNew = fresh || li.classList.contains("new");
+    li.className = `alert sev-${ev.severity}` + (isNew ? " new" : "");
     li.replaceChildren();
     const a = document.createElement("a"); a.href = ev.url; a.textContent = ev.title;
     const meta = document.createElement("span"); meta.className = "meta";
