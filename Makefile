@@ -10,12 +10,13 @@ PORT ?= 8000
 WHEELS := $(wildcard /opt/wheels)
 PIP_LOCAL := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: help venv footage demo run test test-fast lint format lock clean
+.PHONY: help venv footage demo run test test-fast lint format lock clean bench
 
 help:
 	@echo "make demo    - install, prepare the demo site and serve the dashboard (Ctrl-C stops everything)"
 	@echo "make test    - run the test suite (embedded SQLite + bundled Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make lint    - ruff (check + format) and mypy"
+	@echo "make bench   - run every bench/*.py (each prints JSON, compared with its limit measured in the same run)"
 
 venv: $(VENV)/.installed
 
@@ -54,6 +55,10 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Every benchmark in turn; stdout is their JSON, one object each, stderr says which is running.
+bench: venv
+	@for f in bench/*.py; do echo "== $$f" >&2; $(PY) $$f || exit 1; done
 
 # Re-pin requirements/*.txt from the *.in files (needs the package index).
 lock: venv

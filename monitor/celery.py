@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 app = Celery("argus", task_cls="monitor.celery:BoundedDeliveryTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["detection"])
+app.autodiscover_tasks(["detection", "monitor"])
 
 
 def _delivery_counter_key(task_id: str) -> str:

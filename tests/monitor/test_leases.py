@@ -40,3 +40,16 @@ def test_releasing_frees_the_camera_for_the_next_worker(camera: Camera) -> None:
     assert services.acquire_camera_lease(camera.pk, "worker-a")
     services.release_camera_lease(camera.pk, "worker-a")
     assert services.acquire_camera_lease(camera.pk, "worker-b")
+
+
+def test_a_worker_that_lost_its_camera_cannot_mark_it_offline(camera: Camera) -> None:
+    assert services.acquire_camera_lease(camera.pk, "worker-a")
+    Camera.objects.filter(pk=camera.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.acquire_camera_lease(camera.pk, "worker-b")  # worker-a was stuck past its lease
+    services.camera_streaming(camera.pk)  # worker-b has frames
+
+    services.camera_failed(camera.pk, "worker-a", "the stream ended")  # worker-a wakes up and gives up
+
+    camera.refresh_from_db()
+    assert camera.lease_owner == "worker-b"
+    assert (camera.health_state, camera.failure_streak, camera.next_attempt_at) == ("online", 0, None)
