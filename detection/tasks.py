@@ -90,6 +90,7 @@ class DjangoSink:
         self.last_push = 0.0
         self.last_frame_at: Frame | None = None
         self.snapshot_version = 0
+        self.snapshot_failing = False
         self.slice_done = False
         self.clips = clips
         self.failed = False  # the source can never work as configured: no re-dispatch
@@ -102,8 +103,7 @@ class DjangoSink:
             return
         self.last_push = now
         height, width = frame.image.shape[:2]
-        write_atomically(snapshot_path(self.camera_id), encode_jpeg(frame.image, quality=70))
-        self.snapshot_version += 1
+        self._write_snapshot(frame)
         event: CameraActivity = {
             "type": "camera.activity",
             "camera_id": self.camera_id,
@@ -112,6 +112,18 @@ class DjangoSink:
             "snapshot_version": self.snapshot_version,
         }
         publish_now(site_group(self.site_id), event)
+
+    def _write_snapshot(self, frame: Frame) -> None:
+        """Best effort: a full or failing media disk must never stop detection."""
+        try:
+            write_atomically(snapshot_path(self.camera_id), encode_jpeg(frame.image, quality=70))
+        except OSError as exc:
+            if not self.snapshot_failing:
+                log.warning("camera %s: cannot write its snapshot (%s); analysis goes on", self.camera_id, exc)
+            self.snapshot_failing = True
+            return
+        self.snapshot_failing = False
+        self.snapshot_version += 1
 
     def on_hits(self, frame: Frame, hits: Sequence[RuleHit], tracks: Sequence[Track]) -> None:
         fired = {h.track_id for h in hits}
@@ -241,5 +253,7 @@ def dispatch_camera(camera_id: int) -> bool:
 
 @shared_task(ignore_result=True)
 def dispatch_cameras() -> int:
-    """Beat: queue every enabled camera that nobody analyses and whose retry time has come."""
+    """Beat: flag cameras nobody analyses any more, then queue every enabled camera that nobody
+    analyses and whose retry time has come."""
+    services.sweep_unwatched_cameras()
     return sum(dispatch_camera(camera_id) for camera_id in services.cameras_due_for_dispatch())

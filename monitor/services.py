@@ -5,6 +5,7 @@ Live pushes are queued with publish_on_commit, so browsers never hear of a chang
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from monitor.models import (
     Severity,
     Site,
 )
+
+log = logging.getLogger(__name__)
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -213,6 +216,41 @@ def _set_health(camera_id: int, state: str, reason: str) -> Camera:
     return camera
 
 
+def _unwatched(now: datetime) -> Q:
+    """Enabled cameras that no worker is analysing: no live lease, or only a queued claim."""
+    no_worker = _lease_free(now) | Q(lease_owner__startswith="queued:")
+    return Q(enabled=True) & no_worker & ~Q(health_state__in=[HealthState.FAILED, HealthState.UNKNOWN])
+
+
+def sweep_unwatched_cameras(now: datetime | None = None) -> list[int]:
+    """Beat: a camera that was streaming but that no worker analyses any more (every worker dead or
+    busy) goes offline, and gets its camera-offline incident in time, like any other outage."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.ARGUS_CAMERA_LEASE_SECONDS)
+    stale = Q(last_frame_at__isnull=True) | Q(last_frame_at__lt=now - grace)
+    changed = []
+    for camera in Camera.objects.filter(_unwatched(now), stale).only("pk", "health_state", "last_frame_at"):
+        with transaction.atomic():
+            if _mark_unwatched(camera.pk, now, grace):
+                changed.append(camera.pk)
+    return changed
+
+
+def _mark_unwatched(camera_id: int, now: datetime, grace: timedelta) -> bool:
+    camera = Camera.objects.select_for_update().get(pk=camera_id)
+    if camera.lease_is_live(now) and not camera.lease_owner.startswith("queued:"):
+        return False  # a worker took it meanwhile
+    if camera.health_state in (HealthState.ONLINE, HealthState.DEGRADED):
+        last = camera.last_frame_at.isoformat(timespec="seconds") if camera.last_frame_at else "never"
+        camera = _set_health(camera_id, HealthState.OFFLINE, f"no worker is analysing this camera (last frame {last})")
+    if camera.health_state != HealthState.OFFLINE:
+        return False
+    down_s = (now - (camera.health_changed_at or now)).total_seconds()
+    if down_s >= camera.offline_incident_after_s:
+        _open_offline_incident(camera, camera.health_reason, now)
+    return True
+
+
 # --- Camera-offline incidents ---------------------------------------------------------------
 
 OFFLINE_INCIDENT = "camera_offline"
@@ -316,6 +354,18 @@ def _explanation(rule: AlertRule, hit: RuleHit) -> dict[str, Any]:
     }
 
 
+def _save_poster(incident: Incident, poster: bytes) -> None:
+    """Best effort: a full media disk must not cost the incident itself."""
+    name = f"incident-{incident.pk}.jpg"
+    try:
+        incident.poster.save(name, ContentFile(poster), save=True)
+    except OSError as exc:
+        incident.poster = ""
+        storage = Incident._meta.get_field("poster").storage  # a half-written file must not stay behind
+        storage.delete(Incident._meta.get_field("poster").generate_filename(incident, name))
+        log.warning("incident %s: poster not saved (%s)", incident.pk, exc)
+
+
 def open_incident(rule: AlertRule, camera: Camera, hit: RuleHit, poster: bytes | None) -> Incident:
     """Create an incident and its outbox rows (one per notification channel) in the caller's transaction."""
     incident = Incident.objects.create(
@@ -330,7 +380,7 @@ def open_incident(rule: AlertRule, camera: Camera, hit: RuleHit, poster: bytes |
         explanation=_explanation(rule, hit),
     )
     if poster:
-        incident.poster.save(f"incident-{incident.pk}.jpg", ContentFile(poster), save=True)
+        _save_poster(incident, poster)
     Delivery.objects.bulk_create([Delivery(incident=incident, channel=c) for c in rule.channels.filter(enabled=True)])
     audit(None, camera.site, "incident.opened", incident, rule=rule.pk, track=hit.track_id)
     publish_on_commit(site_group(camera.site_id), incident_event(incident, opened=True))

@@ -138,3 +138,27 @@ def test_saving_a_healthy_camera_leaves_its_health_alone(camera: Camera, pushes:
     services.camera_saved(camera.pk, None)
     camera.refresh_from_db()
     assert camera.health_state == HealthState.ONLINE
+
+
+def test_a_camera_no_worker_analyses_any_more_goes_offline_and_raises_its_incident(camera: Camera) -> None:
+    now = timezone.now()
+    Camera.objects.filter(pk=camera.pk).update(
+        health_state="online", last_frame_at=now - timedelta(minutes=5), offline_incident_after_s=60
+    )
+    assert services.sweep_unwatched_cameras(now) == [camera.pk]
+    camera.refresh_from_db()
+    assert camera.health_state == "offline" and "no worker is analysing this camera" in camera.health_reason
+    assert not Incident.objects.filter(kind="camera_offline").exists()  # not down long enough yet
+
+    services.sweep_unwatched_cameras(now + timedelta(seconds=61))
+    services.sweep_unwatched_cameras(now + timedelta(seconds=90))
+    assert Incident.objects.filter(kind="camera_offline", camera=camera).count() == 1
+
+
+def test_a_camera_with_a_live_worker_is_left_to_its_worker(camera: Camera) -> None:
+    now = timezone.now()
+    assert services.acquire_camera_lease(camera.pk, "worker-a")
+    Camera.objects.filter(pk=camera.pk).update(health_state="online", last_frame_at=now - timedelta(minutes=5))
+    assert services.sweep_unwatched_cameras(now) == []
+    camera.refresh_from_db()
+    assert camera.health_state == "online"
