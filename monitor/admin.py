@@ -1,5 +1,6 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -16,6 +17,7 @@ from monitor.models import (
     Site,
     Zone,
 )
+from monitor.uploads import check_video_upload, store_video_upload
 
 
 class MembershipInline(admin.TabularInline):
@@ -29,8 +31,51 @@ class SiteAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
 
+class CameraForm(forms.ModelForm):
+    upload = forms.FileField(
+        required=False,
+        label="Or upload a video",
+        help_text="A video file to analyse instead of a stream (MP4, MOV, MKV, WebM, AVI, TS).",
+    )
+
+    class Meta:
+        model = Camera
+        fields = [
+            "site",
+            "name",
+            "stream_url",
+            "loop",
+            "analysis_fps",
+            "enabled",
+            "stall_timeout_s",
+            "offline_incident_after_s",
+            "pre_roll_s",
+            "post_roll_s",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["stream_url"].required = False  # an upload can stand in for it
+
+    def clean_upload(self) -> Any:
+        upload = self.cleaned_data.get("upload")
+        if upload:
+            check_video_upload(upload)
+        return upload
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if upload := cleaned.get("upload"):
+            # A placeholder path so the model validates; save_model puts the stored file's path here.
+            cleaned["stream_url"] = f"uploads/{upload.name}"
+        elif not cleaned.get("stream_url") and "stream_url" not in self.errors:
+            self.add_error("stream_url", "give a stream URL or upload a video file")
+        return cleaned
+
+
 @admin.register(Camera)
 class CameraAdmin(admin.ModelAdmin):
+    form = CameraForm
     list_display = ["name", "site", "enabled", "health_state", "health_reason", "last_frame_at", "measured_fps"]
     list_filter = ["site", "enabled", "health_state"]
     readonly_fields = [
@@ -47,6 +92,8 @@ class CameraAdmin(admin.ModelAdmin):
     ]
 
     def save_model(self, request: HttpRequest, obj: Camera, form: Any, change: bool) -> None:
+        if upload := form.cleaned_data.get("upload"):
+            obj.stream_url = store_video_upload(upload, obj.site_id)
         super().save_model(request, obj, form, change)
         # Saving is how an operator says "I fixed it": a FAILED source is tried again.
         services.camera_saved(obj.pk, request.user)

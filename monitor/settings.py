@@ -156,6 +156,9 @@ ARGUS_HWACCEL = env_str("ARGUS_HWACCEL", "")
 # Site.media_budget_mb); this guards the media filesystem as a whole: below it, oldest media goes.
 ARGUS_MEDIA_MIN_FREE_MB = env_int("ARGUS_MEDIA_MIN_FREE_MB", 2048, minimum=0)
 
+# Uploaded videos for analysis (admin "Or upload a video").
+ARGUS_MAX_UPLOAD_MB = env_int("ARGUS_MAX_UPLOAD_MB", 2048, minimum=1)
+
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
