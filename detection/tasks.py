@@ -157,11 +157,11 @@ class DjangoSink:
     def on_health(self, health: Health, reason: str, failures: int) -> None:
         """The supervisor's view of the source, stored (and pushed live) by services."""
         if health is Health.ONLINE:
-            services.camera_streaming(self.camera_id)
+            services.camera_streaming(self.camera_id, self.owner)
         elif health is Health.DEGRADED:
-            services.camera_degraded(self.camera_id, reason)
+            services.camera_degraded(self.camera_id, reason, self.owner)
         elif health is Health.OFFLINE:
-            services.camera_offline(self.camera_id, reason, failures=failures)
+            services.camera_offline(self.camera_id, reason, failures=failures, owner=self.owner)
             log.warning("camera %s offline (attempt %d failed): %s", self.camera_id, failures, reason)
         else:
             services.camera_source_failed(self.camera_id, self.owner, reason)

@@ -145,10 +145,17 @@ def camera_failed(camera_id: int, owner: str, reason: str) -> float:
 
 
 @transaction.atomic
-def camera_streaming(camera_id: int) -> None:
+def _lost_to_another(camera: Camera, owner: str | None) -> bool:
+    """A worker that lost its lease must not overwrite the health the new holder reports."""
+    return owner is not None and camera.lease_owner != owner
+
+
+def camera_streaming(camera_id: int, owner: str | None = None) -> None:
     """Frames flow (again): reset the failure streak, count a reconnect after failures, and resolve
     the camera-offline incident of the outage that just ended."""
     camera = Camera.objects.select_for_update().get(pk=camera_id)
+    if _lost_to_another(camera, owner):
+        return
     if camera.failure_streak:
         camera.reconnect_count += 1
     camera.failure_streak, camera.next_attempt_at = 0, None
@@ -158,17 +165,21 @@ def camera_streaming(camera_id: int) -> None:
 
 
 @transaction.atomic
-def camera_degraded(camera_id: int, reason: str) -> None:
+def camera_degraded(camera_id: int, reason: str, owner: str | None = None) -> None:
     """Connected, but too few frames arrive for analysis (a slow network, camera or worker)."""
+    if _lost_to_another(Camera.objects.select_for_update().get(pk=camera_id), owner):
+        return
     _set_health(camera_id, HealthState.DEGRADED, reason[:500])
 
 
 @transaction.atomic
-def camera_offline(camera_id: int, reason: str, *, failures: int) -> int | None:
+def camera_offline(camera_id: int, reason: str, *, failures: int, owner: str | None = None) -> int | None:
     """No frames; the worker keeps retrying and calls this after every failed attempt. Opens the
     camera-offline incident once the outage has lasted Camera.offline_incident_after_s; returns its
     id when this call opened it."""
-    Camera.objects.select_for_update().filter(pk=camera_id).update(failure_streak=failures)
+    if _lost_to_another(Camera.objects.select_for_update().get(pk=camera_id), owner):
+        return None
+    Camera.objects.filter(pk=camera_id).update(failure_streak=failures)
     camera = _set_health(camera_id, HealthState.OFFLINE, reason[:500])
     now = timezone.now()
     down_s = (now - (camera.health_changed_at or now)).total_seconds()

@@ -53,3 +53,16 @@ def test_a_worker_that_lost_its_camera_cannot_mark_it_offline(camera: Camera) ->
     camera.refresh_from_db()
     assert camera.lease_owner == "worker-b"
     assert (camera.health_state, camera.failure_streak, camera.next_attempt_at) == ("online", 0, None)
+
+
+def test_a_worker_that_lost_its_camera_cannot_change_its_health(camera: Camera) -> None:
+    assert services.acquire_camera_lease(camera.pk, "worker-a")
+    Camera.objects.filter(pk=camera.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.acquire_camera_lease(camera.pk, "worker-b")
+    services.camera_streaming(camera.pk, "worker-b")
+
+    services.camera_offline(camera.pk, "stale report", failures=3, owner="worker-a")
+    services.camera_degraded(camera.pk, "stale report", "worker-a")
+
+    camera.refresh_from_db()
+    assert camera.health_state == "online" and camera.failure_streak == 0
