@@ -18,6 +18,7 @@ from django.conf import settings
 
 from detection import pipeline
 from detection.detectors import load_detector
+from detection.geometry import GeometryError, Homography, validate_calibration
 from detection.recording import ClipRecorder
 from detection.render import draw_boxes, encode_jpeg, write_atomically
 from detection.rules import RuleHit, ZoneRuleSpec, normalize_box
@@ -30,7 +31,7 @@ from monitor import services
 from monitor.clips import recorder_for
 from monitor.live import CameraActivity, publish_now, site_group
 from monitor.media import snapshot_path
-from monitor.models import AlertRule, Camera, ZoneKind
+from monitor.models import AlertRule, Camera, Zone, ZoneKind
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,56 @@ def worker_detector() -> Detector:
     return load_detector(settings.ARGUS_DETECTOR)
 
 
+def _points(raw: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in raw]
+
+
+def _calibration(zone: Zone) -> Homography | None:
+    return validate_calibration(zone.calibration_points, zone.calibration_width_m, zone.calibration_length_m)
+
+
+def spec_for(rule: AlertRule, camera: Camera) -> ZoneRuleSpec:
+    """The engine's view of a rule: its zone (area or line), conditions, and the masks of zone and camera."""
+    zone = rule.zone
+    is_line = zone.kind == ZoneKind.LINE
+    return ZoneRuleSpec(
+        rule_id=rule.pk,
+        polygon=() if is_line else _points(zone.points),
+        line=_points(zone.points) if is_line else (),
+        kind=rule.kind,
+        actor_class=rule.actor_class,
+        actions=frozenset(rule.actions),
+        min_confidence=rule.min_confidence,
+        min_duration_s=rule.min_duration_s,
+        schedule=parse_schedule(rule.schedule),
+        tz_name=camera.site.timezone,
+        anchor=zone.anchor,
+        grace_s=rule.grace_s,
+        dwell_s=rule.dwell_s,
+        min_speed=rule.min_speed,
+        max_speed=rule.max_speed,
+        speed_unit=rule.speed_unit,
+        calibration=_calibration(zone),
+        direction_deg=rule.direction_deg,
+        direction_tolerance_deg=rule.direction_tolerance_deg,
+        min_count=rule.min_count,
+        crossing=rule.crossing,
+        min_height=rule.min_box_height,
+        max_height=rule.max_box_height,
+        min_area=rule.min_box_area,
+        max_area=rule.max_box_area,
+        masks=[_points(m) for m in [*zone.masks, *camera.masks]],
+    )
+
+
 def rule_specs(camera: Camera) -> list[ZoneRuleSpec]:
-    rules = AlertRule.objects.filter(enabled=True, zone__camera=camera, zone__kind=ZoneKind.POLYGON)
-    return [
-        ZoneRuleSpec(
-            rule_id=rule.pk,
-            polygon=[(float(x), float(y)) for x, y in rule.zone.points],
-            actor_class=rule.actor_class,
-            min_confidence=rule.min_confidence,
-            min_duration_s=rule.min_duration_s,
-            schedule=parse_schedule(rule.schedule),
-            tz_name=camera.site.timezone,
-        )
-        for rule in rules.select_related("zone")
-    ]
+    specs = []
+    for rule in AlertRule.objects.filter(enabled=True, zone__camera=camera).select_related("zone"):
+        try:
+            specs.append(spec_for(rule, camera))
+        except (ValueError, GeometryError) as exc:  # saved around clean() (shell, a bulk update)
+            log.error("camera %s: rule %s is not usable and is skipped: %s", camera.pk, rule.pk, exc)
+    return specs
 
 
 def _actors(tracks: Sequence[Track], width: int, height: int) -> list[dict[str, object]]:

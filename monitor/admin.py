@@ -1,7 +1,7 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from monitor import services
@@ -51,6 +51,7 @@ class CameraForm(forms.ModelForm):
             "offline_incident_after_s",
             "pre_roll_s",
             "post_roll_s",
+            "masks",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -101,20 +102,59 @@ class CameraAdmin(admin.ModelAdmin):
 
 @admin.register(Zone)
 class ZoneAdmin(admin.ModelAdmin):
-    list_display = ["name", "camera", "kind"]
+    list_display = ["name", "camera", "kind", "anchor", "is_calibrated"]
     list_filter = ["kind", "camera__site"]
+    fieldsets = [
+        (None, {"fields": ["camera", "name", "kind", "points", "anchor", "masks"]}),
+        (
+            "Ground calibration (speeds in m/s or km/h)",
+            {"fields": ["calibration_points", "calibration_width_m", "calibration_length_m"]},
+        ),
+    ]
+
+    @admin.display(boolean=True, description="calibrated")
+    def is_calibrated(self, obj: Zone) -> bool:
+        return obj.is_calibrated
 
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ["name", "site", "zone", "actor_class", "severity", "enabled"]
-    list_filter = ["site", "severity", "enabled"]
+    list_display = ["name", "site", "zone", "kind", "actor_class", "severity", "enabled"]
+    list_filter = ["site", "kind", "severity", "enabled"]
     filter_horizontal = ["channels"]
+    # Each kind reads its own section; the fields of other kinds are ignored (see README, "Rules").
+    fieldsets = [
+        (None, {"fields": ["site", "zone", "name", "enabled", "kind", "severity", "channels"]}),
+        ("Who", {"fields": ["actor_class", "actions", "min_confidence"]}),
+        (
+            "Box size (normalized, empty: no limit)",
+            {"fields": [("min_box_height", "max_box_height"), ("min_box_area", "max_box_area")]},
+        ),
+        ("When", {"fields": ["min_duration_s", "grace_s", "schedule", "cooldown_s"]}),
+        ("Loitering", {"fields": ["dwell_s"]}),
+        (
+            "Speed and wrong way",
+            {"fields": [("min_speed", "max_speed", "speed_unit"), ("direction_deg", "direction_tolerance_deg")]},
+        ),
+        ("Crowd", {"fields": ["min_count"]}),
+        ("Line crossing", {"fields": ["crossing"]}),
+    ]
 
 
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
     list_display = ["name", "site", "kind", "target", "enabled"]
+    list_filter = ["kind", "enabled", "site"]
+    actions = ["send_test"]
+
+    @admin.action(description="Send a test notification")
+    def send_test(self, request: HttpRequest, queryset: Any) -> None:
+        for channel in queryset:
+            result = services.send_test_notification(channel.pk, request.user)
+            if result.ok:
+                self.message_user(request, f"{channel}: delivered in {result.latency_ms} ms", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{channel}: failed: {result.error}", messages.ERROR)
 
 
 @admin.register(Incident)
@@ -133,8 +173,26 @@ class EventAdmin(admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["incident", "channel", "status", "attempts", "next_attempt_at", "last_error"]
-    list_filter = ["status"]
+    """The delivery log: one row per incident x channel, its attempts and last outcome."""
+
+    list_display = [
+        "incident",
+        "channel",
+        "status",
+        "attempts",
+        "last_attempt_at",
+        "last_latency_ms",
+        "next_attempt_at",
+        "last_error",
+    ]
+    list_filter = ["status", "channel__kind", "channel"]
+    list_select_related = ["incident", "channel"]
+    search_fields = ["uuid", "incident__title", "last_error"]
+    # The relay owns these rows; editing them by hand would fight it.
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(AuditLog)

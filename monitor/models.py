@@ -5,6 +5,7 @@ Models validate themselves (`clean`) and derive state; changes that span rows li
 
 from __future__ import annotations
 
+import uuid as uuid_module
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,8 +18,9 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from detection.geometry import GeometryError, validate_line, validate_polygon
-from detection.sources import SUPPORTED_SCHEMES, UnsupportedSource, check_source_url
+from detection.geometry import GeometryError, validate_calibration, validate_line, validate_masks, validate_polygon
+from detection.rules import Anchor, CrossingDirection, RuleKind, SpeedUnit
+from detection.stream_urls import SUPPORTED_SCHEMES, UnsupportedSource, check_source_url
 
 
 def validate_timezone(value: str) -> None:
@@ -109,6 +111,11 @@ class Camera(models.Model):
     )
     pre_roll_s = models.FloatField(default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(60.0)])
     post_roll_s = models.FloatField(default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(60.0)])
+    masks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Polygons ([[x, y], ...], normalized) where detections are ignored by every rule of this camera.",
+    )
 
     health_state = models.CharField(max_length=16, choices=HealthState.choices, default=HealthState.UNKNOWN)
     health_reason = models.CharField(max_length=500, blank=True)
@@ -132,6 +139,10 @@ class Camera(models.Model):
 
     def clean(self) -> None:
         self.stream_url = self.stream_url.strip()
+        try:
+            self.masks = [[list(p) for p in mask] for mask in validate_masks(self.masks)]
+        except GeometryError as exc:
+            raise ValidationError({"masks": str(exc)}) from exc
 
     def lease_is_live(self, now: Any = None) -> bool:
         now = now or timezone.now()
@@ -149,6 +160,27 @@ class Zone(models.Model):
     kind = models.CharField(max_length=16, choices=ZoneKind.choices, default=ZoneKind.POLYGON)
     # [[x, y], ...] normalized to 0..1 of the image, origin top-left. A line runs from point 0 to 1.
     points = models.JSONField()
+    anchor = models.CharField(
+        max_length=16,
+        choices=[(a.value, a.value.replace("_", " ").capitalize()) for a in Anchor],
+        default=Anchor.BOTTOM_CENTER.value,
+        help_text="The point of an actor's box that must be in the zone (or cross the line).",
+    )
+    masks = models.JSONField(
+        default=list, blank=True, help_text="Polygons ([[x, y], ...], normalized) where detections are ignored."
+    )
+    # Ground calibration for speeds in m/s or km/h: 4 image points, in order around a real rectangle.
+    calibration_points = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="4 image points [[x, y], ...] (normalized), in order around a rectangle on the ground.",
+    )
+    calibration_width_m = models.FloatField(
+        null=True, blank=True, help_text="Real length of the side from calibration point 1 to 2, in metres."
+    )
+    calibration_length_m = models.FloatField(
+        null=True, blank=True, help_text="Real length of the side from calibration point 2 to 3, in metres."
+    )
 
     class Meta:
         ordering = ["camera", "name"]
@@ -161,12 +193,27 @@ class Zone(models.Model):
     def site(self) -> Site:
         return self.camera.site
 
+    @property
+    def is_calibrated(self) -> bool:
+        return len(self.calibration_points or []) == 4
+
     def clean(self) -> None:
         validate = validate_polygon if self.kind == ZoneKind.POLYGON else validate_line
+        errors: dict[str, str] = {}
         try:
             self.points = [list(p) for p in validate(self.points)]
         except GeometryError as exc:
-            raise ValidationError({"points": str(exc)}) from exc
+            errors["points"] = str(exc)
+        try:
+            self.masks = [[list(p) for p in mask] for mask in validate_masks(self.masks)]
+        except GeometryError as exc:
+            errors["masks"] = str(exc)
+        try:
+            validate_calibration(self.calibration_points, self.calibration_width_m, self.calibration_length_m)
+        except GeometryError as exc:
+            errors["calibration_points"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
 
 
 class ActorClass(models.TextChoices):
@@ -204,6 +251,26 @@ def validate_schedule(value: Any) -> None:
         raise ValidationError(str(exc)) from exc
 
 
+RULE_KINDS = [(k.value, k.value.replace("_", " ").capitalize()) for k in RuleKind]
+CROSSINGS = [(c.value, c.value.replace("_", " ")) for c in CrossingDirection]
+SPEED_KINDS = (RuleKind.SPEED, RuleKind.WRONG_WAY)  # wrong way uses min_speed as "moving" threshold
+_SIZE_HELP = "Box height (of the frame height) or area (of the frame area), 0..1; empty: no limit."
+_FRACTION = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+
+
+def _reversed(low: float | None, high: float | None) -> bool:
+    return low is not None and high is not None and low > high
+
+
+def _range_errors(obj: Any, *names: str) -> dict[str, str]:
+    """min_<name> above max_<name> is a rule that can never fire."""
+    return {
+        f"max_{name}": f"max {name.replace('_', ' ')} is below the minimum"
+        for name in names
+        if _reversed(getattr(obj, f"min_{name}"), getattr(obj, f"max_{name}"))
+    }
+
+
 class NotificationChannel(models.Model):
     class Kind(models.TextChoices):
         EMAIL = "email", "Email"
@@ -213,17 +280,39 @@ class NotificationChannel(models.Model):
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     target = models.CharField(max_length=1000, help_text="Email address(es), comma separated, or webhook URL.")
-    secret = models.CharField(max_length=200, blank=True, help_text="Webhook signing secret (whsec_...).")
-    enabled = models.BooleanField(default=True)
+    # Several secrets during a rotation: every one signs, so receivers can switch at their own pace.
+    secret = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Webhook signing secret(s), whsec_..., separated by spaces; one is generated when empty.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Turned off by Argus when a webhook answers 410 Gone.")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
 
+    @property
+    def secrets(self) -> list[str]:
+        return self.secret.split()
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.strip() for a in self.target.split(",") if a.strip()]
+
     def clean(self) -> None:
+        from monitor.notify.signing import SigningError, generate_secret, parse_secret
+
         if self.kind == self.Kind.WEBHOOK and urlsplit(self.target).scheme not in {"http", "https"}:
             raise ValidationError({"target": "a webhook target must be an http(s) URL"})
         if self.kind == self.Kind.EMAIL and "@" not in self.target:
             raise ValidationError({"target": "give at least one email address"})
+        if self.kind == self.Kind.WEBHOOK and not self.secrets:
+            self.secret = generate_secret()
+        try:
+            for secret in self.secrets:
+                parse_secret(secret)
+        except SigningError as exc:
+            raise ValidationError({"secret": str(exc)}) from exc
 
 
 class AlertRule(models.Model):
@@ -231,10 +320,64 @@ class AlertRule(models.Model):
     zone = models.ForeignKey(Zone, on_delete=models.CASCADE, related_name="rules")
     name = models.CharField(max_length=120)
     enabled = models.BooleanField(default=True)
+    kind = models.CharField(
+        max_length=16,
+        choices=RULE_KINDS,
+        default=RuleKind.PRESENCE.value,
+        help_text="The condition; crossing needs a directed-line zone, every other kind an area zone.",
+    )
     actor_class = models.CharField(max_length=16, choices=ActorClass.choices, default=ActorClass.PERSON)
     actions = models.JSONField(default=list, blank=True, validators=[validate_actions])
     min_confidence = models.FloatField(default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
-    min_duration_s = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    min_duration_s = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="How long the condition must hold before the rule fires (not used by crossing).",
+    )
+    grace_s = models.FloatField(
+        default=2.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="An actor unseen (occluded) or off the condition for less than this stays in its segment.",
+    )
+    dwell_s = models.FloatField(
+        default=30.0, validators=[MinValueValidator(0.0)], help_text="Loitering: time in the zone before it fires."
+    )
+    min_speed = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0)], help_text="Speed: fires at or above this."
+    )
+    max_speed = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0)], help_text="Speed: fires at or below this."
+    )
+    speed_unit = models.CharField(
+        max_length=8,
+        choices=[(u.value, u.value) for u in SpeedUnit],
+        default=SpeedUnit.PX_S.value,
+        help_text="m/s and km/h need the zone's calibration.",
+    )
+    direction_deg = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(360.0)],
+        help_text="Wrong way: the allowed heading on the image, 0 = right, 90 = up, 180 = left, 270 = down.",
+    )
+    direction_tolerance_deg = models.FloatField(
+        default=90.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(180.0)],
+        help_text="Wrong way: headings within this many degrees of the allowed one are fine.",
+    )
+    min_count = models.PositiveIntegerField(
+        default=2, validators=[MinValueValidator(2)], help_text="Crowd: actors in the zone at once."
+    )
+    crossing = models.CharField(
+        max_length=16,
+        choices=CROSSINGS,
+        default=CrossingDirection.ANY.value,
+        help_text="Crossing: sides as seen looking from the line's point 1 towards point 2.",
+    )
+    min_box_height = models.FloatField(null=True, blank=True, validators=_FRACTION, help_text=_SIZE_HELP)
+    max_box_height = models.FloatField(null=True, blank=True, validators=_FRACTION, help_text=_SIZE_HELP)
+    min_box_area = models.FloatField(null=True, blank=True, validators=_FRACTION, help_text=_SIZE_HELP)
+    max_box_area = models.FloatField(null=True, blank=True, validators=_FRACTION, help_text=_SIZE_HELP)
     cooldown_s = models.FloatField(
         default=60.0,
         validators=[MinValueValidator(0.0)],
@@ -253,6 +396,39 @@ class AlertRule(models.Model):
     def clean(self) -> None:
         if self.zone_id and self.site_id and self.zone.camera.site_id != self.site_id:
             raise ValidationError({"zone": "the zone belongs to a camera of another site"})
+        errors = {**self._zone_errors(), **self._condition_errors(), **_range_errors(self, "box_height", "box_area")}
+        if errors:
+            raise ValidationError(errors)
+
+    def _zone_errors(self) -> dict[str, str]:
+        if not self.zone_id:
+            return {}
+        is_line = self.zone.kind == ZoneKind.LINE
+        if is_line and self.kind != RuleKind.CROSSING:
+            return {"kind": "a directed-line zone only supports crossing rules; use an area zone for this kind"}
+        if not is_line and self.kind == RuleKind.CROSSING:
+            return {"kind": "a crossing rule needs a directed-line zone"}
+        if self.kind in SPEED_KINDS and self.speed_unit != SpeedUnit.PX_S and not self.zone.is_calibrated:
+            return {"speed_unit": f"speeds in {self.speed_unit} need the zone's calibration; calibrate it or use px/s"}
+        return {}
+
+    def _condition_errors(self) -> dict[str, str]:
+        """The fields of the rule's kind must make a condition that can fire."""
+        slice_s = settings.ARGUS_CAMERA_SLICE_SECONDS
+        if self.kind == RuleKind.SPEED and self.min_speed is None and self.max_speed is None:
+            return {"min_speed": "a speed rule needs a minimum or a maximum speed"}
+        if self.kind in SPEED_KINDS and any(v is not None and v <= 0 for v in (self.min_speed, self.max_speed)):
+            return {"min_speed": "speed limits must be positive"}
+        if self.kind == RuleKind.SPEED and _reversed(self.min_speed, self.max_speed):
+            return {"max_speed": "the maximum speed is below the minimum"}
+        if self.kind == RuleKind.WRONG_WAY and self.direction_deg is None:
+            return {"direction_deg": "a wrong-way rule needs the allowed direction"}
+        if self.kind == RuleKind.LOITERING and self.dwell_s <= 0:
+            return {"dwell_s": "a loitering rule needs a dwell time above 0 s"}
+        # A worker starts its segments afresh with every slice: longer times are never reached.
+        if max(self.dwell_s if self.kind == RuleKind.LOITERING else 0, self.min_duration_s) >= slice_s:
+            return {"dwell_s": f"times must be below a worker's analysis slice ({slice_s} s)"}
+        return {}
 
 
 class ClipStatus(models.TextChoices):
@@ -348,25 +524,38 @@ class Delivery(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed, will retry"
         DEAD = "dead", "Gave up"
 
+    # The stable id receivers deduplicate by: webhook-id "msg_<hex>", email Message-ID.
+    uuid = models.UUIDField(default=uuid_module.uuid4, unique=True, editable=False)
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # When the relay may pick the row up; while SENDING, when its claim lapses (the visibility time).
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    claim_token = models.CharField(max_length=64, blank=True, help_text="The relay pass that holds the row.")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["incident", "channel"], name="one_delivery_per_channel")]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
     def __str__(self) -> str:
         return f"{self.incident} -> {self.channel}: {self.status}"
+
+    @property
+    def message_id(self) -> str:
+        return f"msg_{self.uuid.hex}"
 
 
 class AuditLog(models.Model):

@@ -3,7 +3,8 @@
 `apply_retention` (beat, hourly; or `manage.py apply_retention [--dry-run]`) runs four passes:
 1. repair: a row that points to a clip or poster file that is gone is cleared (clip_status=missing);
 2. age: the clip and poster of an incident last seen more than its site's retention_days ago are
-   removed, and events that ended before then are deleted; incidents themselves stay (the history);
+   removed, and events that ended before then are deleted, except those of false alarms (training
+   feedback); incidents themselves stay (the history);
 3. budget: a site whose clip and poster files take more than media_budget_mb loses its oldest first;
 4. free space: while the media filesystem has less than ARGUS_MEDIA_MIN_FREE_MB free, the oldest
    media of any site goes.
@@ -211,7 +212,11 @@ def _remove(incident: Incident, reason: str, report: RetentionReport) -> int:
 
 
 def delete_old_events(site: Site, cutoff: datetime, *, dry_run: bool = False) -> int:
-    old = Event.objects.filter(camera__site=site, segment_end__lt=cutoff)
+    # Events of false alarms stay: they are the feedback that training learns from (a few boxes
+    # per track, small next to the clips that do go).
+    old = Event.objects.filter(camera__site=site, segment_end__lt=cutoff).exclude(
+        incident__status=Incident.Status.FALSE_ALARM
+    )
     if dry_run:
         return old.count()
     deleted = 0

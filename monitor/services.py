@@ -5,17 +5,18 @@ Live pushes are queued with publish_on_commit, so browsers never hear of a chang
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -30,9 +31,15 @@ from monitor.models import (
     Event,
     HealthState,
     Incident,
+    Membership,
+    NotificationChannel,
+    Role,
     Severity,
     Site,
 )
+
+if TYPE_CHECKING:
+    from monitor.notify.probe import ProbeResult
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +151,12 @@ def camera_failed(camera_id: int, owner: str, reason: str) -> float:
     return delay
 
 
-@transaction.atomic
 def _lost_to_another(camera: Camera, owner: str | None) -> bool:
     """A worker that lost its lease must not overwrite the health the new holder reports."""
     return owner is not None and camera.lease_owner != owner
 
 
+@transaction.atomic
 def camera_streaming(camera_id: int, owner: str | None = None) -> None:
     """Frames flow (again): reset the failure streak, count a reconnect after failures, and resolve
     the camera-offline incident of the outage that just ended."""
@@ -340,6 +347,59 @@ def _upsert_event(camera: Camera, rule: AlertRule, hit: RuleHit) -> Event:
     return event
 
 
+EVENT_WRITE_BATCH = 1000
+_EVENT_KEY = ["camera", "track_id", "segment_start"]
+# What a repeated write refreshes; the incident link stays as record_rule_hits set it.
+_EVENT_REFRESHED = ["rule", "segment_end", "actor_class", "action", "score", "boxes"]
+
+
+def write_events(events: Sequence[Event], *, batch_size: int = EVENT_WRITE_BATCH) -> int:
+    """Insert events in batches, one transaction each, idempotent on camera x track x segment start:
+    a row already there (a re-run of the same footage, a retried batch) is updated, never duplicated."""
+    for start in range(0, len(events), batch_size):
+        batch = events[start : start + batch_size]
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                _copy_events(batch)
+            else:
+                Event.objects.bulk_create(
+                    batch, update_conflicts=True, unique_fields=_EVENT_KEY, update_fields=_EVENT_REFRESHED
+                )
+    return len(events)
+
+
+_EVENT_COLUMNS = (
+    "camera_id, rule_id, incident_id, track_id, segment_start, segment_end, actor_class, action, score, boxes"
+)
+_EVENT_UPSERT = f"""
+    INSERT INTO monitor_event ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM argus_event_in
+    ON CONFLICT (camera_id, track_id, segment_start) DO UPDATE SET
+        rule_id = EXCLUDED.rule_id, segment_end = EXCLUDED.segment_end, actor_class = EXCLUDED.actor_class,
+        action = EXCLUDED.action, score = EXCLUDED.score, boxes = EXCLUDED.boxes
+"""  # noqa: S608  (no user input: fixed table and column names)
+
+
+_EVENT_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS argus_event_in "  # noqa: S608  (fixed names, no user input)
+    f"ON COMMIT DELETE ROWS AS SELECT {_EVENT_COLUMNS} FROM monitor_event WITH NO DATA"
+)
+
+
+def _copy_events(batch: Sequence[Event]) -> None:
+    """Postgres: COPY into a temporary table, then one upsert; several times faster than INSERTs."""
+    with connection.cursor() as cursor:
+        cursor.execute(_EVENT_STAGING)
+        cursor.execute("TRUNCATE argus_event_in")  # inside an outer transaction, ON COMMIT comes too late
+        raw = cursor.cursor  # psycopg's own cursor, for COPY
+        with raw.copy(f"COPY argus_event_in ({_EVENT_COLUMNS}) FROM STDIN") as copy:
+            for e in batch:
+                copy.write_row(
+                    (e.camera_id, e.rule_id, e.incident_id, e.track_id, e.segment_start, e.segment_end)
+                    + (e.actor_class, e.action, e.score, json.dumps(e.boxes))
+                )
+        cursor.execute(_EVENT_UPSERT)
+
+
 def _active_incident_for(rule: AlertRule, hit: RuleHit) -> Incident | None:
     """The incident this hit belongs to: one that is still active and was seen within the cooldown."""
     horizon = hit.started_at - timedelta(seconds=rule.cooldown_s)
@@ -353,15 +413,20 @@ def _active_incident_for(rule: AlertRule, hit: RuleHit) -> Incident | None:
 
 
 def _explanation(rule: AlertRule, hit: RuleHit) -> dict[str, Any]:
+    """Why it fired: the condition values the engine measured against the rule's thresholds."""
+    conditions = hit.explain() or [  # a hit without conditions (older code): what the rule required
+        {"name": "actor_class", "value": hit.label, "required": rule.actor_class},
+        {"name": "confidence", "value": hit.score, "required": f">= {rule.min_confidence}"},
+        {"name": "duration_s", "value": hit.dwell_s, "required": f">= {rule.min_duration_s}"},
+    ]
     return {
         "rule": rule.name,
         "zone": rule.zone.name,
-        "conditions": [
-            {"name": "actor_class", "value": hit.label, "required": rule.actor_class},
-            {"name": "confidence", "value": hit.score, "required": f">= {rule.min_confidence}"},
-            {"name": "duration_s", "value": hit.dwell_s, "required": f">= {rule.min_duration_s}"},
-        ],
+        "kind": hit.kind,
+        "conditions": conditions,
+        "summary": hit.summary,
         "first_track": hit.track_id,
+        "tracks": list(hit.track_ids or (hit.track_id,)),
     }
 
 
@@ -457,7 +522,7 @@ def _transition(incident_id: int, user: User, verb: str, status: str, note: str)
     else:
         incident.resolved_at = now
     if note:
-        incident.notes = f"{incident.notes}\n{note}".strip()
+        _append_note(incident, user, note, now)
     incident.save()
     audit(user, incident.site, f"incident.{verb}", incident, note=note)
     publish_on_commit(site_group(incident.site_id), incident_event(incident))
@@ -474,6 +539,50 @@ def resolve_incident(incident_id: int, user: User, note: str = "", *, false_alar
     if false_alarm:
         return _transition(incident_id, user, "false_alarm", Incident.Status.FALSE_ALARM, note)
     return _transition(incident_id, user, "resolve", Incident.Status.RESOLVED, note)
+
+
+def _append_note(incident: Incident, user: User | None, text: str, now: datetime) -> None:
+    """Notes are an append-only log in the incident: who wrote what, when (UTC)."""
+    author = user.get_username() if user is not None and user.is_authenticated else "system"
+    line = f"[{now:%Y-%m-%d %H:%M} UTC] {author}: {text.strip()}"
+    incident.notes = f"{incident.notes}\n{line}".strip()
+
+
+def _site_operator(site: Site, user_id: int) -> Any:
+    """Only someone who may act on the incident can be given it: an active operator or admin."""
+    membership = Membership.objects.select_related("user").filter(site=site, user_id=user_id).first()
+    if membership is None or not membership.allows(Role.OPERATOR) or not membership.user.is_active:
+        raise ServiceError(f"user {user_id} is not an operator or admin of this site")
+    return membership.user
+
+
+@transaction.atomic
+def assign_incident(incident_id: int, user: User, assignee_id: int | None) -> Incident:
+    """Give the incident to an operator or admin of its site; None takes it back from them."""
+    incident = Incident.objects.select_for_update().select_related("camera", "site").get(pk=incident_id)
+    assignee = _site_operator(incident.site, assignee_id) if assignee_id is not None else None
+    previous = incident.assignee_id
+    if previous == assignee_id:
+        return incident  # nothing changed: no audit entry, no push
+    incident.assignee = assignee
+    incident.save(update_fields=["assignee"])
+    username = assignee.get_username() if assignee else None
+    audit(user, incident.site, "incident.assign", incident, assignee=assignee_id, username=username, previous=previous)
+    publish_on_commit(site_group(incident.site_id), incident_event(incident))
+    return incident
+
+
+@transaction.atomic
+def add_note(incident_id: int, user: User, text: str) -> Incident:
+    """Append a note (any status: a closed incident still gathers findings, e.g. why it was false)."""
+    if not text.strip():
+        raise ServiceError("a note needs some text")
+    incident = Incident.objects.select_for_update().select_related("camera", "site").get(pk=incident_id)
+    _append_note(incident, user, text, timezone.now())
+    incident.save(update_fields=["notes"])
+    audit(user, incident.site, "incident.note", incident, note=text.strip())
+    publish_on_commit(site_group(incident.site_id), incident_event(incident))
+    return incident
 
 
 # --- Incident clips (written by the camera worker's encoder thread) -------------------------
@@ -522,3 +631,18 @@ def clip_failed(incident_id: int, error: str, *, missing: bool = False) -> None:
     """No clip: nothing of the window was buffered (missing), or encoding/writing failed; the incident stays."""
     status = ClipStatus.MISSING if missing else ClipStatus.FAILED
     _clip_changed(incident_id, clip_status=status, clip_error=error[:500])
+
+
+# --- Notifications (the outbox relay is monitor/notify/relay.py) ----------------------------
+
+
+def send_test_notification(channel_id: int, user: User | None) -> ProbeResult:
+    """Send a synthetic incident through a channel now; the outcome goes to the audit log.
+
+    No transaction around the send: a slow receiver must not hold database locks."""
+    from monitor.notify.probe import send_test  # notify's relay imports this module
+
+    channel = NotificationChannel.objects.select_related("site").get(pk=channel_id)
+    result = send_test(channel)
+    audit(user, channel.site, "channel.test", channel, **result.as_details())
+    return result

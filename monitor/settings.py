@@ -30,6 +30,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
+    "rest_framework.authtoken",  # API tokens for integrations (ships its own migration)
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "monitor",
     "dashboard",
 ]
@@ -85,6 +90,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The API (dashboard/api/): tokens for integrations, the dashboard's session (CSRF-checked) for
+# browsers. Token first, so an anonymous call gets 401 with a WWW-Authenticate header.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Every API view narrows this to site roles (dashboard.api.scoping.SiteRolePermission).
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "dashboard.api.pagination.NewestFirst",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Argus API",
+    "DESCRIPTION": "Cameras, zones, rules, incidents, events and notifications of the sites you belong to.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,  # write-only fields (webhook secrets) only in request schemas
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -134,6 +165,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "monitor.tasks.apply_retention",
         "schedule": env_float("ARGUS_RETENTION_EVERY_SECONDS", 3600.0),
     },
+    "relay-notifications": {
+        "task": "monitor.tasks.relay_notifications",
+        "schedule": env_float("ARGUS_RELAY_EVERY_SECONDS", 5.0, minimum=0.5),
+        # A pass still queued when the next one is due is useless: drop it rather than pile up.
+        "options": {"expires": env_float("ARGUS_RELAY_EVERY_SECONDS", 5.0, minimum=0.5)},
+    },
 }
 
 # Camera analysis.
@@ -166,6 +203,27 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "argus@localhost")
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.5)
+
+# Notifications (monitor/notify/, README "Notifications").
+# Links in emails and webhooks point here (the dashboard as its users reach it).
+ARGUS_PUBLIC_URL = env_str("ARGUS_PUBLIC_URL", "http://127.0.0.1:8000")
+ARGUS_WEBHOOK_CONNECT_TIMEOUT_SECONDS = env_float("ARGUS_WEBHOOK_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+ARGUS_WEBHOOK_READ_TIMEOUT_SECONDS = env_float("ARGUS_WEBHOOK_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# Webhooks may not reach private, loopback, link-local, CGNAT, multicast or reserved addresses
+# (SSRF). A deployment-wide switch, not a site setting: site admins must not be able to lift it.
+ARGUS_WEBHOOK_ALLOW_PRIVATE = env_bool("ARGUS_WEBHOOK_ALLOW_PRIVATE", False)
+# Retries: exponential backoff with jitter from BASE to MAX between attempts, dead after GIVE_UP_HOURS.
+ARGUS_NOTIFY_RETRY_BASE_SECONDS = env_float("ARGUS_NOTIFY_RETRY_BASE_SECONDS", 30.0, minimum=0.01)
+ARGUS_NOTIFY_RETRY_MAX_SECONDS = env_float("ARGUS_NOTIFY_RETRY_MAX_SECONDS", 7200.0, minimum=0.01)
+ARGUS_NOTIFY_GIVE_UP_HOURS = env_float("ARGUS_NOTIFY_GIVE_UP_HOURS", 24.0, minimum=0.0)
+# A claimed row comes back to the relays after this (its sender died); longer than any one send.
+ARGUS_NOTIFY_LEASE_SECONDS = env_float("ARGUS_NOTIFY_LEASE_SECONDS", 60.0, minimum=0.5)
+_LONGEST_SEND_S = max(EMAIL_TIMEOUT, ARGUS_WEBHOOK_CONNECT_TIMEOUT_SECONDS + ARGUS_WEBHOOK_READ_TIMEOUT_SECONDS)
+if _LONGEST_SEND_S >= ARGUS_NOTIFY_LEASE_SECONDS:
+    raise ImproperlyConfigured("ARGUS_NOTIFY_LEASE_SECONDS must exceed the email and webhook timeouts")
+# A beat pass stops claiming rows after this long and leaves the rest to the next pass.
+ARGUS_RELAY_PASS_SECONDS = env_float("ARGUS_RELAY_PASS_SECONDS", 60.0, minimum=1.0)
 
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
