@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+
+import numpy as np
 
 Point = tuple[float, float]
 
@@ -116,3 +119,83 @@ def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
             if p[0] < x_at_y:
                 inside = not inside
     return inside
+
+
+def line_side(p: Point, a: Point, b: Point) -> float:
+    """Signed distance of p from the infinite line a->b, in the units of the points.
+
+    Positive on the right of a->b as seen on the image (y grows downwards), negative on its left.
+    """
+    return _cross(a, b, p) / math.hypot(b[0] - a[0], b[1] - a[1])
+
+
+def is_convex_quadrilateral(points: Sequence[Point]) -> bool:
+    """Four points in order forming a strictly convex quadrilateral (every turn the same way)."""
+    if len(points) != 4:
+        return False
+    turns = [_cross(points[i], points[(i + 1) % 4], points[(i + 2) % 4]) for i in range(4)]
+    return all(t > _EPS for t in turns) or all(t < -_EPS for t in turns)
+
+
+def validate_masks(raw: object) -> list[list[Point]]:
+    """Return mask polygons (areas where detections are ignored) or raise GeometryError."""
+    if not isinstance(raw, list | tuple):
+        raise GeometryError("masks must be a list of polygons")
+    masks = []
+    for i, polygon in enumerate(raw, start=1):
+        try:
+            masks.append(validate_polygon(polygon))
+        except GeometryError as exc:
+            raise GeometryError(f"mask {i}: {exc}") from exc
+    return masks
+
+
+class Homography:
+    """A plane-to-plane projective map: normalized image points to metres on the ground.
+
+    Built from 4 image points and the real rectangle they show (width along points 1->2, length
+    along points 2->3), so speeds can be measured in m/s whatever the camera's perspective.
+    """
+
+    def __init__(self, matrix: Sequence[Sequence[float]]) -> None:
+        # Plain floats: mapping one point in Python is several times faster than a numpy call.
+        (self.h00, self.h01, self.h02), (self.h10, self.h11, self.h12), (self.h20, self.h21, self.h22) = (
+            (float(v) for v in row) for row in matrix
+        )
+
+    @classmethod
+    def from_points(cls, image: Sequence[Point], world: Sequence[Point]) -> Homography:
+        """Solve the 8 unknowns of H (h22 = 1) from 4 point pairs, the direct linear transform."""
+        rows, rhs = [], []
+        for (x, y), (u, v) in zip(image, world, strict=True):
+            rows.append([x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y])
+            rows.append([0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y])
+            rhs.extend([u, v])
+        h = np.linalg.solve(np.array(rows), np.array(rhs))
+        return cls([[h[0], h[1], h[2]], [h[3], h[4], h[5]], [h[6], h[7], 1.0]])
+
+    @classmethod
+    def from_calibration(cls, image: Sequence[Point], width_m: float, length_m: float) -> Homography:
+        world = [(0.0, 0.0), (width_m, 0.0), (width_m, length_m), (0.0, length_m)]
+        return cls.from_points(image, world)
+
+    def apply(self, p: Point) -> Point:
+        w = self.h20 * p[0] + self.h21 * p[1] + self.h22
+        return (
+            (self.h00 * p[0] + self.h01 * p[1] + self.h02) / w,
+            (self.h10 * p[0] + self.h11 * p[1] + self.h12) / w,
+        )
+
+
+def validate_calibration(raw: object, width_m: float | None, length_m: float | None) -> Homography | None:
+    """The ground calibration of a zone (none when no points are given), or GeometryError."""
+    if raw in (None, [], ()) and width_m is None and length_m is None:
+        return None
+    points = _as_points(raw, what="calibration")
+    if len(points) != 4:
+        raise GeometryError(f"a calibration needs exactly 4 image points, got {len(points)}")
+    if not is_convex_quadrilateral(points):
+        raise GeometryError("the 4 calibration points must form a convex quadrilateral, in order around it")
+    if not (width_m and width_m > 0 and length_m and length_m > 0):
+        raise GeometryError("a calibration needs the real width and length of its rectangle, in metres (> 0)")
+    return Homography.from_calibration(points, width_m, length_m)
