@@ -85,7 +85,7 @@ def test_an_operator_acknowledges_and_resolves_from_the_incident_page(operator: 
     client.post(reverse("dashboard:incident-action", args=[incident.pk, "acknowledge"]), {"note": "seen"})
     client.post(reverse("dashboard:incident-action", args=[incident.pk, "resolve"]))
     incident.refresh_from_db()
-    assert incident.status == "resolved" and incident.notes == "seen"
+    assert incident.status == "resolved" and incident.notes.endswith(" UTC] operator: seen")
 
 
 def test_a_viewer_cannot_change_an_incident(viewer: User, incident: Incident) -> None:

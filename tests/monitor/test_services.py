@@ -103,7 +103,10 @@ def test_the_lifecycle_goes_open_acknowledged_resolved_and_is_audited(
     incident = services.resolve_incident(incident_id, operator, "gate closed")
     assert incident.status == Incident.Status.RESOLVED
     assert incident.acknowledged_at is not None and incident.resolved_at is not None
-    assert incident.notes == "on my way\ngate closed"
+    assert [line.split(" UTC] ")[1] for line in incident.notes.splitlines()] == [
+        "operator: on my way",
+        "operator: gate closed",
+    ]
     actions = list(AuditLog.objects.filter(actor=operator).values_list("action", flat=True).order_by("at"))
     assert actions == ["incident.acknowledge", "incident.resolve"]
 

@@ -1,0 +1,76 @@
+"""Query filters. References are plain numbers (never "choose an existing row"), so asking for
+another site's id gives an empty list rather than an error that would confirm the id exists."""
+
+from __future__ import annotations
+
+import django_filters as filters
+from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from monitor.models import Delivery, Incident, Severity
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+class IncidentFilter(filters.FilterSet):
+    site = IdFilter(field_name="site_id")
+    camera = IdFilter(field_name="camera_id")
+    rule = IdFilter(field_name="rule_id")
+    assignee = IdFilter(field_name="assignee_id")
+    status = filters.MultipleChoiceFilter(choices=Incident.Status.choices, help_text="Repeat for several.")
+    severity = filters.MultipleChoiceFilter(choices=Severity.choices, help_text="Repeat for several.")
+    kind = filters.CharFilter(help_text="rule, or camera_offline")
+    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = Incident
+        fields: list[str] = []
+
+
+class EventFilter(filters.FilterSet):
+    site = IdFilter(field_name="camera__site_id")
+    camera = IdFilter(field_name="camera_id")
+    rule = IdFilter(field_name="rule_id")
+    incident = IdFilter(field_name="incident_id")
+    incident_status = filters.ChoiceFilter(
+        field_name="incident__status", choices=Incident.Status.choices, help_text="false_alarm: feedback data."
+    )
+    track_id = filters.CharFilter()
+    started_after = filters.IsoDateTimeFilter(field_name="segment_start", lookup_expr="gte")
+    started_before = filters.IsoDateTimeFilter(field_name="segment_start", lookup_expr="lt")
+
+
+class FalseAlarmFilter(filters.FilterSet):
+    site = IdFilter(field_name="camera__site_id")
+    camera = IdFilter(field_name="camera_id")
+    rule = IdFilter(field_name="rule_id")
+    incident = IdFilter(field_name="incident_id")
+    started_after = filters.IsoDateTimeFilter(field_name="segment_start", lookup_expr="gte")
+    started_before = filters.IsoDateTimeFilter(field_name="segment_start", lookup_expr="lt")
+
+
+class DeliveryFilter(filters.FilterSet):
+    site = IdFilter(field_name="incident__site_id")
+    incident = IdFilter(field_name="incident_id")
+    channel = IdFilter(field_name="channel_id")
+    status = filters.MultipleChoiceFilter(choices=Delivery.Status.choices, help_text="Repeat for several.")
+
+
+class SiteFilter(filters.FilterSet):
+    site = IdFilter(field_name="site_id")
+
+
+class ZoneFilter(filters.FilterSet):
+    site = IdFilter(field_name="camera__site_id")
+    camera = IdFilter(field_name="camera_id")
+
+
+class RuleFilter(filters.FilterSet):
+    site = IdFilter(field_name="site_id")
+    zone = IdFilter(field_name="zone_id")
+    enabled = filters.BooleanFilter()
