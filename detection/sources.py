@@ -19,24 +19,24 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 import av
 import av.container
 import av.error
 import av.video.stream
 
+from detection.stream_urls import (  # noqa: F401  (re-exported: the source API in one place)
+    NETWORK_SCHEMES,
+    SUPPORTED_SCHEMES,
+    UnsupportedSource,
+    check_source_url,
+    local_path,
+)
 from detection.types import Frame
 
 log = logging.getLogger(__name__)
 
-NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
-SUPPORTED_SCHEMES = NETWORK_SCHEMES | {"file"}
 RTSP_TRANSPORTS = ("tcp", "udp")
-
-
-class UnsupportedSource(ValueError):
-    """The URL can never work (bad scheme, empty); fix the camera's settings."""
 
 
 class SourceError(RuntimeError):
@@ -45,28 +45,6 @@ class SourceError(RuntimeError):
 
 class PermanentSourceError(SourceError):
     """The source can never work without a change to it or to the camera; retrying is pointless."""
-
-
-def check_source_url(url: str) -> str:
-    """Return the URL's scheme ('file' for a plain path) or raise UnsupportedSource."""
-    url = url.strip()
-    if not url:
-        raise UnsupportedSource("the stream URL is empty")
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == "" or (len(scheme) == 1 and url[1:3] in (":\\", ":/")):  # a plain or Windows path
-        return "file"
-    if scheme not in SUPPORTED_SCHEMES:
-        supported = ", ".join(sorted(SUPPORTED_SCHEMES))
-        raise UnsupportedSource(f"unsupported URL scheme {scheme!r}; use one of: {supported}, or a file path")
-    return scheme
-
-
-def local_path(url: str) -> Path | None:
-    """The file path behind a file URL or plain path, else None."""
-    if check_source_url(url) != "file":
-        return None
-    # File URLs are percent-encoded (Path.as_uri() writes a space as %20); plain paths are not.
-    return Path(unquote(urlsplit(url).path)) if url.lower().startswith("file:") else Path(url)
 
 
 @dataclass(frozen=True)
