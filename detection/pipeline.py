@@ -7,6 +7,7 @@ leave it, through the sink (which the Celery adapter implements with Django serv
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,21 @@ def new_state(detector: Detector, rules: Sequence[ZoneRuleSpec]) -> CameraState:
     return CameraState(detector=detector, tracker=IouTracker(), engine=ZoneRuleEngine(rules))
 
 
+def freeze(state: CameraState) -> bytes:
+    """Tracks and rule segments, for the task that analyses this camera next (a slice hand-over):
+    a person loitering across the hand-over keeps their track and their dwell time."""
+    return pickle.dumps((state.tracker, state.engine), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def thaw(blob: bytes, detector: Detector, rules: Sequence[ZoneRuleSpec]) -> CameraState:
+    """The state `freeze` saved, carried on with the current detector and rules."""
+    tracker, engine = pickle.loads(blob)  # noqa: S301  (written by our own workers, kept in our own Redis)
+    if not isinstance(tracker, IouTracker) or not isinstance(engine, ZoneRuleEngine):
+        raise TypeError("not a frozen camera state")
+    engine.adopt(rules)
+    return CameraState(detector=detector, tracker=tracker, engine=engine)
+
+
 def detect_stage(state: CameraState, frame: Frame) -> list[Detection]:
     return state.detector.detect(frame.image)
 
@@ -91,8 +107,10 @@ def run(
     *,
     check_every_s: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
+    handing_over: Callable[[], bool] = lambda: False,
 ) -> LoopStats:
-    """Analyse frames until the source ends or the sink says stop; open segments are closed."""
+    """Analyse frames until the source ends or the sink says stop; open segments are closed, unless
+    the camera is being handed over to the next task, which carries them on (see `freeze`)."""
     stats = state.stats
     last_check = clock()
     last_frame: Frame | None = None
@@ -108,7 +126,7 @@ def run(
                 if not sink.keep_going(stats):
                     break
     finally:
-        closing = state.engine.close_all()
+        closing = [] if handing_over() else state.engine.close_all()
         if closing and last_frame is not None:
             sink.on_hits(last_frame, closing, [])
     return stats

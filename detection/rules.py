@@ -596,6 +596,13 @@ class ZoneRuleEngine:
             for track_id in [k for k, s in states.items() if s.last_seen < before]:
                 del states[track_id]
 
+    def adopt(self, specs: Sequence[ZoneRuleSpec]) -> None:
+        """Carry on with (possibly edited) rules: state of rules that no longer exist is dropped."""
+        self.specs = list(specs)
+        kept = {spec.rule_id for spec in self.specs}
+        self._segments = {rule_id: v for rule_id, v in self._segments.items() if rule_id in kept}
+        self._lines = {rule_id: v for rule_id, v in self._lines.items() if rule_id in kept}
+
     def close_all(self) -> list[RuleHit]:
         """End every open segment (the analysis stops); fired ones are reported closed."""
         by_id = {s.rule_id: s for s in self.specs}

@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Sequence
 
+import redis
 from celery import shared_task
 from django.conf import settings
 
@@ -240,7 +241,8 @@ def analyse(camera: Camera, owner: str, *, realtime: bool = True, max_frames: in
     """Run the pipeline on a camera we hold the lease of, for one slice (or `max_frames`),
     reconnecting whenever the source drops."""
     options = source_options(camera, realtime=realtime)
-    state = pipeline.new_state(worker_detector(), rule_specs(camera))
+    rules = rule_specs(camera)
+    state = resume_state(camera.pk, rules) or pipeline.new_state(worker_detector(), rules)
     services.abandon_recording_clips(camera.pk)  # the lease is ours: no other worker records them
     clips = recorder_for(camera)
     sink = DjangoSink(camera, owner, slice_s=settings.ARGUS_CAMERA_SLICE_SECONDS, clips=clips)
@@ -249,12 +251,36 @@ def analyse(camera: Camera, owner: str, *, realtime: bool = True, max_frames: in
     )
     frames = supervisor.frames()
     try:
-        pipeline.run(itertools.islice(frames, max_frames), state, sink)
+        pipeline.run(itertools.islice(frames, max_frames), state, sink, handing_over=lambda: sink.slice_done)
     finally:
         frames.close()  # hang up on the source now, not when the generator is collected
         if clips is not None:  # clips cut short by a stop keep what was buffered
             clips.close()
+    if sink.slice_done:
+        hand_over_state(camera.pk, state)
     return sink
+
+
+def _state_key(camera_id: int) -> str:
+    return f"argus:camera-state:{camera_id}"
+
+
+def hand_over_state(camera_id: int, state: pipeline.CameraState) -> None:
+    """Keep tracks and open rule segments for the next slice, briefly: a camera nobody picks up
+    soon starts afresh, and its segments then end by the rules' grace period."""
+    ttl = settings.ARGUS_CAMERA_LEASE_SECONDS * 2
+    redis.Redis.from_url(settings.REDIS_URL).set(_state_key(camera_id), pipeline.freeze(state), ex=ttl)
+
+
+def resume_state(camera_id: int, rules: list[ZoneRuleSpec]) -> pipeline.CameraState | None:
+    blob = redis.Redis.from_url(settings.REDIS_URL).getdel(_state_key(camera_id))
+    if not blob:
+        return None
+    try:
+        return pipeline.thaw(blob, worker_detector(), rules)
+    except Exception:  # a state from an older version of the code: start afresh
+        log.warning("camera %s: could not resume the previous slice's state", camera_id, exc_info=True)
+        return None
 
 
 @shared_task(bind=True, ignore_result=True)

@@ -414,7 +414,6 @@ class AlertRule(models.Model):
 
     def _condition_errors(self) -> dict[str, str]:
         """The fields of the rule's kind must make a condition that can fire."""
-        slice_s = settings.ARGUS_CAMERA_SLICE_SECONDS
         if self.kind == RuleKind.SPEED and self.min_speed is None and self.max_speed is None:
             return {"min_speed": "a speed rule needs a minimum or a maximum speed"}
         if self.kind in SPEED_KINDS and any(v is not None and v <= 0 for v in (self.min_speed, self.max_speed)):
@@ -425,9 +424,6 @@ class AlertRule(models.Model):
             return {"direction_deg": "a wrong-way rule needs the allowed direction"}
         if self.kind == RuleKind.LOITERING and self.dwell_s <= 0:
             return {"dwell_s": "a loitering rule needs a dwell time above 0 s"}
-        # A worker starts its segments afresh with every slice: longer times are never reached.
-        if max(self.dwell_s if self.kind == RuleKind.LOITERING else 0, self.min_duration_s) >= slice_s:
-            return {"dwell_s": f"times must be below a worker's analysis slice ({slice_s} s)"}
         return {}
 
 

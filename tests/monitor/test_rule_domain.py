@@ -62,7 +62,6 @@ def test_a_mask_must_be_a_usable_polygon(zone: Zone) -> None:
         ({"kind": RuleKind.SPEED, "min_speed": 50.0, "speed_unit": "km/h"}, "speed_unit", "calibration"),
         ({"kind": RuleKind.WRONG_WAY}, "direction_deg", "needs the allowed direction"),
         ({"kind": RuleKind.LOITERING, "dwell_s": 0.0}, "dwell_s", "above 0 s"),
-        ({"kind": RuleKind.LOITERING, "dwell_s": 900.0}, "dwell_s", "analysis slice"),
         ({"min_box_height": 0.5, "max_box_height": 0.2}, "max_box_height", "below the minimum"),
         ({"kind": RuleKind.CROWD, "min_count": 1}, "min_count", "greater than or equal to 2"),
     ],
