@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import platform
 import resource
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,8 @@ import av
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `python bench/ingest.py` from anywhere imports the project
+from bench._common import spread  # noqa: E402
+
 # Imported here, not in the timed functions: every pool process loads it once, before the clock starts.
 from detection.sources import SourceOptions, iter_frames  # noqa: E402
 
@@ -137,15 +138,6 @@ def _per_stream(runs: Sequence[StreamRun], rates: dict[str, float]) -> dict[str,
     }
 
 
-def _spread(values: Sequence[float]) -> dict[str, Any]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "runs": [round(v, 3) for v in values],
-    }
-
-
 def _ratios(ingest: dict[str, float], limit: dict[str, float]) -> dict[str, float]:
     return {
         # <= 1: the share of pure decoding speed that ingestion keeps.
@@ -158,7 +150,7 @@ def _ratios(ingest: dict[str, float], limit: dict[str, float]) -> dict[str, floa
 def summarise(reps: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in ("limit", "ingest", "ratio", "ratio_by_stream"):
-        out[phase] = {key: _spread([rep[phase][key] for rep in reps]) for key in reps[0][phase]}
+        out[phase] = {key: spread([rep[phase][key] for rep in reps]) for key in reps[0][phase]}
     return out
 
 

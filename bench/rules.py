@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,22 +31,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `python bench/rules.py` from anywhere imports the project
-
+from bench._common import spread  # noqa: E402
 from detection.geometry import Point, point_in_polygon  # noqa: E402
 from detection.rules import RuleKind, ZoneRuleEngine, ZoneRuleSpec, anchor_point  # noqa: E402
 from detection.tracker import Track  # noqa: E402
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 W, H = 1280, 720
-
-
-def _spread(values: Sequence[float]) -> dict[str, Any]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "runs": [round(v, 3) for v in values],
-    }
 
 
 # --- (a) the engine -------------------------------------------------------------------------
@@ -129,9 +120,9 @@ def bench_engine(zones: int, tracks: int, frames: int, reps: int) -> dict[str, A
         "what": f"ZoneRuleEngine.step: {zones} zones x {tracks} tracks x {frames} frames",
         "zone_kinds": {str(k): [specs[i].kind for i in range(zones)].count(k) for k in RuleKind},
         "limit": "the same number of bare detection.geometry.point_in_polygon calls, anchors precomputed",
-        "engine_evaluations_per_s": _spread(engine_runs),
-        "limit_evaluations_per_s": _spread(limit_runs),
-        "ratio": _spread([e / lim for e, lim in zip(engine_runs, limit_runs, strict=True)]),
+        "engine_evaluations_per_s": spread(engine_runs),
+        "limit_evaluations_per_s": spread(limit_runs),
+        "ratio": spread([e / lim for e, lim in zip(engine_runs, limit_runs, strict=True)]),
         "frame_ms_at_this_load": round(1000 * zones * tracks / statistics.median(engine_runs), 2),
         "hits_per_run": hits,
     }
@@ -241,10 +232,10 @@ def _measure_writer(url: str, n: int, batch: int, reps: int) -> dict[str, Any]:
     return {
         "what": f"{n} events (8 boxes each) via services.write_events (COPY into a temp table, then one "
         f"INSERT ... ON CONFLICT per batch of {batch}) vs psycopg COPY of the same rows into the same table",
-        "writer_events_per_s": _spread(writer_runs),
-        "rewrite_events_per_s": _spread(rewrite_runs),
-        "copy_events_per_s": _spread(copy_runs),
-        "ratio": _spread([w / c for w, c in zip(writer_runs, copy_runs, strict=True)]),
+        "writer_events_per_s": spread(writer_runs),
+        "rewrite_events_per_s": spread(rewrite_runs),
+        "copy_events_per_s": spread(copy_runs),
+        "ratio": spread([w / c for w, c in zip(writer_runs, copy_runs, strict=True)]),
         "target_ratio": 0.5,
         "idempotent": True,
     }

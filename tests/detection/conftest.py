@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -83,3 +84,16 @@ def start_worker() -> Callable[[int], Worker]:
         return Worker(lambda: tasks.analyse_camera.apply(args=[camera_id]).get())
 
     return start
+
+
+@pytest.fixture
+def pushes() -> Iterator[mock.Mock]:
+    """Live pushes, captured instead of sent (the worker's activity pushes included)."""
+    with mock.patch("monitor.live.publish_now") as publish, mock.patch.object(tasks, "publish_now", publish):
+        yield publish
+
+
+@pytest.fixture
+def media(settings, tmp_path: Path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT

@@ -26,18 +26,6 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def pushes():
-    with mock.patch("monitor.live.publish_now") as publish, mock.patch.object(tasks, "publish_now", publish):
-        yield publish
-
-
-@pytest.fixture
-def media(settings, tmp_path: Path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 @pytest.mark.django_db(transaction=True)
 def test_real_footage_produces_people_an_incident_and_live_activity(
     camera: Camera, rule: AlertRule, real_footage: Path, pushes: mock.Mock, media: Path

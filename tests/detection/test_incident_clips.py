@@ -24,18 +24,6 @@ from monitor.models import AlertRule, Camera, ClipStatus, Incident
 
 
 @pytest.fixture
-def pushes():
-    with mock.patch("monitor.live.publish_now") as publish, mock.patch.object(tasks, "publish_now", publish):
-        yield publish
-
-
-@pytest.fixture
-def media(settings, tmp_path: Path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
 def footage_camera(camera: Camera, real_footage: Path) -> Camera:
     Camera.objects.filter(pk=camera.pk).update(
         stream_url=str(real_footage), analysis_fps=4, pre_roll_s=2, post_roll_s=2
