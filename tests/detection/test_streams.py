@@ -38,11 +38,12 @@ def assert_real_pictures(frames: list, count: int = 5, width: int = 320) -> None
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real footage as progressive MP4 (moov first) and as an HLS playlist with 1 s segments."""
-    from tests.conftest import real_footage_path
+    from tests.conftest import real_footage_path, require_or_skip
 
     footage = real_footage_path()
     if footage is None:
-        pytest.skip("no real footage")
+        require_or_skip("no real footage: run `make footage`")
+    assert footage is not None
     needs("ffmpeg")
     folder = tmp_path_factory.mktemp("encoded")
     ffmpeg("-i", str(footage), "-t", "4", *X264, "-movflags", "+faststart", str(folder / "clip.mp4"))
