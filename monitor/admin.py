@@ -143,7 +143,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
-    list_display = ["name", "site", "kind", "target", "enabled"]
+    list_display = ["name", "site", "kind", "target", "enabled", "camera_health"]
     list_filter = ["kind", "enabled", "site"]
     actions = ["send_test"]
 

@@ -287,6 +287,9 @@ class NotificationChannel(models.Model):
         help_text="Webhook signing secret(s), whsec_..., separated by spaces; one is generated when empty.",
     )
     enabled = models.BooleanField(default=True, help_text="Turned off by Argus when a webhook answers 410 Gone.")
+    camera_health = models.BooleanField(
+        default=True, help_text="Also send this site's camera-offline incidents here (they belong to no rule)."
+    )
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"

@@ -309,6 +309,8 @@ def _open_offline_incident(camera: Camera, reason: str, now: datetime) -> Incide
             ],
         },
     )
+    channels = camera.site.channels.filter(enabled=True, camera_health=True)
+    Delivery.objects.bulk_create([Delivery(incident=incident, channel=c) for c in channels])  # the outbox
     audit(None, camera.site, "incident.opened", incident, kind=OFFLINE_INCIDENT, reason=reason)
     publish_on_commit(site_group(camera.site_id), incident_event(incident, opened=True))
     return incident

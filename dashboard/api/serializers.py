@@ -264,7 +264,7 @@ class NotificationChannelSerializer(AdminOnlyDetails, ModelCleanedSerializer):
 
     class Meta:
         model = NotificationChannel
-        fields = ["id", "site", "name", "kind", "target", "secret", "has_secret", "enabled"]
+        fields = ["id", "site", "name", "kind", "target", "secret", "has_secret", "enabled", "camera_health"]
         # The model's length and help stay; only reading it back is taken away.
         extra_kwargs = {"secret": {"write_only": True}}
 

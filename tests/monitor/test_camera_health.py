@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from monitor import services
-from monitor.models import AuditLog, Camera, HealthState, Incident
+from monitor.models import AuditLog, Camera, Delivery, HealthState, Incident, NotificationChannel
 
 pytestmark = pytest.mark.django_db(transaction=True)  # pushes go out on commit
 
@@ -162,3 +162,21 @@ def test_a_camera_with_a_live_worker_is_left_to_its_worker(camera: Camera) -> No
     assert services.sweep_unwatched_cameras(now) == []
     camera.refresh_from_db()
     assert camera.health_state == "online"
+
+
+def test_a_camera_offline_incident_is_queued_for_the_sites_camera_health_channels(
+    camera: Camera, pushes: mock.Mock
+) -> None:
+    site = camera.site
+    paged = NotificationChannel.objects.create(site=site, name="On call", kind="email", target="oncall@example.com")
+    NotificationChannel.objects.create(
+        site=site, name="Rule alerts only", kind="email", target="ops@example.com", camera_health=False
+    )
+    services.camera_offline(camera.pk, "no answer within 10 s", failures=1)
+    went_offline_ago(camera, 61)
+
+    incident_id = services.camera_offline(camera.pk, "no answer within 10 s", failures=2)
+
+    deliveries = Delivery.objects.filter(incident_id=incident_id)
+    assert [d.channel for d in deliveries] == [paged]
+    assert deliveries.get().status == Delivery.Status.PENDING  # the relay sends it
