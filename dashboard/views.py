@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.access import can_operate, require_camera, require_incident, require_site, sites_of
+from dashboard.forms import SiteSettingsForm, assignable_members
 from dashboard.ranges import ranged_file_response
+from dashboard.review import incident_listing, timeline
 from monitor import services
 from monitor.live import camera_health_event, incident_event
 from monitor.media import snapshot_path
@@ -39,8 +42,41 @@ def site_wall(request: HttpRequest, site_id: int) -> HttpResponse:
         "cameras": list(site.cameras.order_by("name")),
         "incidents": _active_incidents(site),
         "recent": list(site.incidents.select_related("camera").order_by("-started_at")[:20]),
+        "site_role": site.role_of(request.user),
     }
     return render(request, "dashboard/site.html", context)
+
+
+@login_required
+def incident_list(request: HttpRequest, site_id: int) -> HttpResponse:
+    site = require_site(request.user, site_id)
+    listing = incident_listing(site, request.GET)
+    context = {"site": site, "form": listing.form, "page": listing.page, "query": listing.query}
+    context["site_role"] = site.role_of(request.user)
+    return render(request, "dashboard/incidents.html", context)
+
+
+@login_required
+def camera_health(request: HttpRequest, site_id: int) -> HttpResponse:
+    site = require_site(request.user, site_id)
+    context = {"site": site, "cameras": list(site.cameras.order_by("name")), "site_role": site.role_of(request.user)}
+    return render(request, "dashboard/cameras.html", context)
+
+
+@login_required
+def site_settings(request: HttpRequest, site_id: int) -> HttpResponse:
+    site = require_site(request.user, site_id, role=Role.ADMIN)
+    form = SiteSettingsForm(request.POST) if request.method == "POST" else SiteSettingsForm.of(site)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_site_settings(site.pk, request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("dashboard:site-settings", site_id=site.pk)
+    return render(request, "dashboard/settings.html", {"site": site, "form": form, "site_role": Role.ADMIN})
 
 
 @login_required
@@ -69,10 +105,14 @@ def camera_snapshot(request: HttpRequest, camera_id: int) -> FileResponse:
 @login_required
 def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
     incident = require_incident(request.user, incident_id)
+    operates = can_operate(request.user, incident.site)
+    events = list(incident.events.order_by("segment_start", "pk"))
     context = {
         "incident": incident,
-        "events": list(incident.events.order_by("segment_start")),
-        "can_operate": can_operate(request.user, incident.site),
+        "events": events,
+        "timeline": timeline(incident, events),
+        "can_operate": operates,
+        "assignable": assignable_members(incident.site) if operates else [],
     }
     return render(request, "dashboard/incident.html", context)
 
@@ -111,8 +151,21 @@ def incident_action(request: HttpRequest, incident_id: int, verb: str) -> HttpRe
             services.acknowledge_incident(incident.pk, request.user, note)
         elif verb in ("resolve", "false_alarm"):
             services.resolve_incident(incident.pk, request.user, note, false_alarm=verb == "false_alarm")
+        elif verb == "note":
+            services.add_note(incident.pk, request.user, note)
+        elif verb == "assign":
+            services.assign_incident(incident.pk, request.user, _assignee_id(request))
         else:
             raise Http404("unknown action")
     except services.ServiceError as exc:
         messages.error(request, str(exc))
     return redirect("dashboard:incident", incident_id=incident.pk)
+
+
+def _assignee_id(request: HttpRequest) -> int | None:
+    raw = request.POST.get("assignee", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise services.ServiceError("pick someone from the list")
+    return int(raw)

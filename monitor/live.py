@@ -39,6 +39,8 @@ class CameraHealth(TypedDict):
     reason: str
     last_frame_at: str | None
     measured_fps: float | None
+    reconnect_count: int
+    lease_owner: str  # the worker analysing the camera; empty when no lease is live
 
 
 class IncidentEvent(TypedDict):
@@ -65,6 +67,8 @@ def camera_health_event(camera: Camera) -> CameraHealth:
         "reason": camera.health_reason,
         "last_frame_at": camera.last_frame_at.isoformat() if camera.last_frame_at else None,
         "measured_fps": camera.measured_fps,
+        "reconnect_count": camera.reconnect_count,
+        "lease_owner": camera.lease_owner if camera.lease_is_live() else "",
     }
 
 
