@@ -19,11 +19,10 @@ from django.conf import settings
 
 from detection import pipeline
 from detection.detectors import load_detector
-from detection.geometry import GeometryError, Homography, validate_calibration
+from detection.geometry import GeometryError
 from detection.recording import ClipRecorder
 from detection.render import draw_boxes, encode_jpeg, write_atomically
 from detection.rules import RuleHit, ZoneRuleSpec, normalize_box
-from detection.schedule import parse_schedule
 from detection.sources import SourceOptions, UnsupportedSource, iter_frames, local_path
 from detection.supervisor import Health, Supervisor, SupervisorConfig
 from detection.tracker import Track
@@ -32,7 +31,8 @@ from monitor import services
 from monitor.clips import recorder_for
 from monitor.live import CameraActivity, publish_now, site_group
 from monitor.media import snapshot_path
-from monitor.models import AlertRule, Camera, Zone, ZoneKind
+from monitor.models import AlertRule, Camera
+from monitor.rule_specs import spec_for
 
 log = logging.getLogger(__name__)
 
@@ -44,48 +44,6 @@ CLIP_GRACE_S = 65.0
 def worker_detector() -> Detector:
     """Loaded once per worker process, on first use (web processes never import it)."""
     return load_detector(settings.ARGUS_DETECTOR)
-
-
-def _points(raw: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
-    return [(float(x), float(y)) for x, y in raw]
-
-
-def _calibration(zone: Zone) -> Homography | None:
-    return validate_calibration(zone.calibration_points, zone.calibration_width_m, zone.calibration_length_m)
-
-
-def spec_for(rule: AlertRule, camera: Camera) -> ZoneRuleSpec:
-    """The engine's view of a rule: its zone (area or line), conditions, and the masks of zone and camera."""
-    zone = rule.zone
-    is_line = zone.kind == ZoneKind.LINE
-    return ZoneRuleSpec(
-        rule_id=rule.pk,
-        polygon=() if is_line else _points(zone.points),
-        line=_points(zone.points) if is_line else (),
-        kind=rule.kind,
-        actor_class=rule.actor_class,
-        actions=frozenset(rule.actions),
-        min_confidence=rule.min_confidence,
-        min_duration_s=rule.min_duration_s,
-        schedule=parse_schedule(rule.schedule),
-        tz_name=camera.site.timezone,
-        anchor=zone.anchor,
-        grace_s=rule.grace_s,
-        dwell_s=rule.dwell_s,
-        min_speed=rule.min_speed,
-        max_speed=rule.max_speed,
-        speed_unit=rule.speed_unit,
-        calibration=_calibration(zone),
-        direction_deg=rule.direction_deg,
-        direction_tolerance_deg=rule.direction_tolerance_deg,
-        min_count=rule.min_count,
-        crossing=rule.crossing,
-        min_height=rule.min_box_height,
-        max_height=rule.max_box_height,
-        min_area=rule.min_box_area,
-        max_area=rule.max_box_area,
-        masks=[_points(m) for m in [*zone.masks, *camera.masks]],
-    )
 
 
 def rule_specs(camera: Camera) -> list[ZoneRuleSpec]:

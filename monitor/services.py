@@ -587,6 +587,29 @@ def add_note(incident_id: int, user: User, text: str) -> Incident:
     return incident
 
 
+# --- Sites ---------------------------------------------------------------------------------
+
+SITE_SETTINGS = ("timezone", "retention_days", "media_budget_mb")
+
+
+@transaction.atomic
+def update_site_settings(site_id: int, user: User, **changes: Any) -> Site:
+    """Change a site's time zone, retention or media budget; ValidationError (per field) if invalid."""
+    unknown = set(changes) - set(SITE_SETTINGS)
+    if unknown:
+        raise ValueError(f"not a site setting: {', '.join(sorted(unknown))}")
+    site = Site.objects.select_for_update().get(pk=site_id)
+    before = {name: getattr(site, name) for name in changes}
+    for name, value in changes.items():
+        setattr(site, name, value)
+    site.full_clean()
+    changed = {name: [before[name], value] for name, value in changes.items() if before[name] != value}
+    if changed:
+        site.save(update_fields=list(changed))
+        audit(user, site, "site.settings", site, changes=changed)
+    return site
+
+
 # --- Incident clips (written by the camera worker's encoder thread) -------------------------
 
 

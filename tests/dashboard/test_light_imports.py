@@ -8,7 +8,14 @@ import sys
 
 from tests.conftest import REPO
 
-WEB_MODULES = ["monitor.asgi", "monitor.urls", "monitor.services", "dashboard.views", "dashboard.api.views"]
+WEB_MODULES = [
+    "monitor.asgi",
+    "monitor.urls",
+    "monitor.services",
+    "dashboard.views",
+    "dashboard.editor",
+    "dashboard.api.views",
+]
 
 
 def test_the_web_stack_imports_no_pyav_opencv_or_torch() -> None:
