@@ -44,6 +44,7 @@
     const probe = new Image();
     probe.onload = () => {
       img.src = probe.src;
+      img.hidden = false;  // hidden until the first picture, so no broken-image icon shows
       part(el, "placeholder").hidden = true;
       drawActors(el, ev.actors);
     };
