@@ -113,9 +113,10 @@ def renew_camera_lease(camera_id: int, owner: str, *, fps: float, last_frame_at:
     with transaction.atomic():
         now = timezone.now()
         expires = now + timedelta(seconds=settings.ARGUS_CAMERA_LEASE_SECONDS)
-        updated = Camera.objects.filter(pk=camera_id, lease_owner=owner, enabled=True).update(
-            lease_expires_at=expires, measured_fps=round(fps, 2), last_frame_at=last_frame_at
-        )
+        fields: dict[str, Any] = {"lease_expires_at": expires, "measured_fps": round(fps, 2)}
+        if last_frame_at is not None:  # before this slice's first frame, keep the last one known
+            fields["last_frame_at"] = last_frame_at
+        updated = Camera.objects.filter(pk=camera_id, lease_owner=owner, enabled=True).update(**fields)
     return updated == 1
 
 

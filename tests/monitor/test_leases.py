@@ -66,3 +66,12 @@ def test_a_worker_that_lost_its_camera_cannot_change_its_health(camera: Camera) 
 
     camera.refresh_from_db()
     assert camera.health_state == "online" and camera.failure_streak == 0
+
+
+def test_renewing_before_the_first_frame_keeps_the_last_frame_time(camera: Camera) -> None:
+    seen = timezone.now() - timedelta(minutes=3)
+    assert services.acquire_camera_lease(camera.pk, "worker-a")
+    assert services.renew_camera_lease(camera.pk, "worker-a", fps=4.0, last_frame_at=seen)
+    assert services.renew_camera_lease(camera.pk, "worker-a", fps=0.0, last_frame_at=None)
+    camera.refresh_from_db()
+    assert camera.last_frame_at == seen
