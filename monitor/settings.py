@@ -117,6 +117,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# Login brute-force protection (dashboard/auth.py): failures per client address and username.
+ARGUS_LOGIN_MAX_FAILURES = env_int("ARGUS_LOGIN_MAX_FAILURES", 5, minimum=1)
+ARGUS_LOGIN_LOCKOUT_SECONDS = env_int("ARGUS_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# How many proxies in front of Argus append to X-Forwarded-For (0: trust none, use the peer address).
+ARGUS_TRUSTED_PROXY_HOPS = env_int("ARGUS_TRUSTED_PROXY_HOPS", 0, minimum=0)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -136,6 +142,8 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Redis is both the Celery broker and the Channels layer.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Shared by every web process (login failure counters).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 CHANNEL_LAYERS = {
     "default": {
