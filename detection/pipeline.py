@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from detection.rules import RuleHit, ZoneRuleEngine, ZoneRuleSpec
-from detection.tracker import IouTracker, Track
+from detection.tracker import STATE_VERSION, ByteTracker, Track
 from detection.types import Detection, Detector, Frame
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,13 @@ class LoopStats:
 @dataclass
 class CameraState:
     detector: Detector
-    tracker: IouTracker
+    tracker: ByteTracker
     engine: ZoneRuleEngine
     stats: LoopStats = field(default_factory=LoopStats)
 
 
 def new_state(detector: Detector, rules: Sequence[ZoneRuleSpec]) -> CameraState:
-    return CameraState(detector=detector, tracker=IouTracker(), engine=ZoneRuleEngine(rules))
+    return CameraState(detector=detector, tracker=ByteTracker(), engine=ZoneRuleEngine(rules))
 
 
 def freeze(state: CameraState) -> bytes:
@@ -73,8 +73,10 @@ def freeze(state: CameraState) -> bytes:
 def thaw(blob: bytes, detector: Detector, rules: Sequence[ZoneRuleSpec]) -> CameraState:
     """The state `freeze` saved, carried on with the current detector and rules."""
     tracker, engine = pickle.loads(blob)  # noqa: S301  (written by our own workers, kept in our own Redis)
-    if not isinstance(tracker, IouTracker) or not isinstance(engine, ZoneRuleEngine):
+    if not isinstance(engine, ZoneRuleEngine) or not isinstance(tracker, ByteTracker):
         raise TypeError("not a frozen camera state")
+    if getattr(tracker, "state_version", None) != STATE_VERSION:
+        raise TypeError("a camera state frozen by another version of the tracker")
     engine.adopt(rules)
     return CameraState(detector=detector, tracker=tracker, engine=engine)
 

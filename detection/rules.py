@@ -32,8 +32,10 @@ from detection.types import BoxXYXY
 # Boxes in hits are normalized to 0..1 of the frame: [seconds since segment start, x1, y1, x2, y2].
 TimedBox = tuple[float, float, float, float, float]
 
-# What the tracks can be seen doing today; the action model issue gives tracks their own actions.
-TRACK_ACTIONS = frozenset({"present"})
+# "present" is what every track is seen doing; the other actions come from the action model, as
+# the track's smoothed scores, and count once a score reaches ACTION_MIN_SCORE.
+PRESENT = "present"
+ACTION_MIN_SCORE = 0.5
 SPEED_WINDOW_S = 1.0  # speed and heading are measured over the last second of a track
 MIN_SPAN_S = 0.25  # ... and not from two samples closer together than this (noise dominates)
 # Without a speed threshold, wrong-way judges only actors that move at least this much of the
@@ -174,6 +176,7 @@ class RuleHit:
     kind: str = RuleKind.PRESENCE
     track_ids: tuple[int, ...] = ()  # every track the hit is about (a crowd); empty: just track_id
     conditions: tuple[Condition, ...] = ()  # why it fired; empty for hits built by older code
+    action: str = PRESENT  # the best of the rule's actions the track was seen doing
 
     def explain(self) -> list[dict[str, Any]]:
         return [c.as_dict() for c in self.conditions]
@@ -181,6 +184,26 @@ class RuleHit:
     @property
     def summary(self) -> str:  # "dwell_s 47 s >= 30 s; count 7 >= 5"
         return "; ".join(str(c) for c in self.conditions)
+
+
+def matching_action(spec: ZoneRuleSpec, track: Track) -> str | None:
+    """The best-scored of the rule's actions the track is doing now; "present" when the rule asks
+    for no action (or admits "present"); None when the track does none of them."""
+    if not spec.actions:
+        return PRESENT
+    doing = [(track.actions.get(a, 0.0), a) for a in spec.actions if a != PRESENT]
+    best = max((d for d in doing if d[0] >= ACTION_MIN_SCORE), default=None)
+    if best is not None:
+        return best[1]
+    return PRESENT if PRESENT in spec.actions else None
+
+
+def _action_score(track: Track, action: str) -> float:
+    return 0.0 if action == PRESENT else track.actions.get(action, 0.0)
+
+
+def _action_conditions(action: str, score: float) -> tuple[Condition, ...]:
+    return () if action == PRESENT else (at_least(action, score, ACTION_MIN_SCORE),)
 
 
 def anchor_point(box: BoxXYXY, width: int, height: int, anchor: str = Anchor.BOTTOM_CENTER) -> Point:
@@ -288,6 +311,8 @@ class _Segment:
     last_report: datetime | None = None
     conditions: tuple[Condition, ...] = ()  # the kind's conditions, as last measured while holding
     track_ids: tuple[int, ...] = ()
+    action: str = PRESENT  # the best-scored matching action seen during the segment
+    action_score: float = 0.0
 
     @property
     def dwell_s(self) -> float:
@@ -322,6 +347,7 @@ def _segment_hit(spec: ZoneRuleSpec, segment: _Segment, *, closed: bool) -> Rule
     last = segment.boxes[-1] if segment.boxes else (0.0, 0.0, 0.0, 0.0, 0.0)
     conditions = (
         *_filter_conditions(spec, segment.label, segment.score, last),
+        *_action_conditions(segment.action, segment.action_score),
         *segment.conditions,
         _time_condition(spec, segment.dwell_s),
     )
@@ -338,6 +364,7 @@ def _segment_hit(spec: ZoneRuleSpec, segment: _Segment, *, closed: bool) -> Rule
         kind=spec.kind,
         track_ids=segment.track_ids or (segment.track_id,),
         conditions=conditions,
+        action=segment.action,
     )
 
 
@@ -432,7 +459,7 @@ class ZoneRuleEngine:
             return False
         if track.score < spec.min_confidence:
             return False
-        if spec.actions and not spec.actions & TRACK_ACTIONS:
+        if matching_action(spec, track) is None:
             return False
         if not self._size_fits(spec, track.box, frame):
             return False
@@ -506,6 +533,9 @@ class ZoneRuleEngine:
             segment = by_track[track.id] = _Segment(track.id, track.label, at, at, track.score)
         segment.last_seen_at, segment.score = at, max(segment.score, track.score)
         segment.conditions, segment.track_ids = conditions, track_ids
+        action = matching_action(spec, track) or PRESENT
+        if _action_score(track, action) > segment.action_score:
+            segment.action, segment.action_score = action, _action_score(track, action)
         segment.boxes.append(_timed_box((at - segment.started_at).total_seconds(), track.box, frame))
         if len(segment.boxes) > self.max_boxes:
             segment.boxes = segment.boxes[::2]
@@ -563,8 +593,10 @@ class ZoneRuleEngine:
         start = recent[0][0]
         boxes = tuple(_timed_box((t - start).total_seconds(), box, frame) for t, box in recent)
         required = "either way" if spec.crossing == CrossingDirection.ANY else _ARROWS[CrossingDirection(spec.crossing)]
+        action = matching_action(spec, track) or PRESENT
         conditions = (
             *_filter_conditions(spec, track.label, track.score, boxes[-1]),
+            *_action_conditions(action, _action_score(track, action)),
             Condition("crossing", _ARROWS[CrossingDirection(direction)], required),
         )
         return RuleHit(
@@ -580,6 +612,7 @@ class ZoneRuleEngine:
             kind=spec.kind,
             track_ids=(track.id,),
             conditions=conditions,
+            action=action,
         )
 
     # --- Housekeeping ---------------------------------------------------------------------------

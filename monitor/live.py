@@ -22,6 +22,7 @@ class ActorBox(TypedDict):
     label: str
     score: float
     box: list[float]  # normalized x1, y1, x2, y2
+    actions: dict[str, float]  # the track's smoothed action scores; empty without an action model
 
 
 class CameraActivity(TypedDict):
@@ -56,7 +57,14 @@ class IncidentEvent(TypedDict):
     url: str
 
 
-LiveEvent = CameraActivity | CameraHealth | IncidentEvent
+class AccountDisabled(TypedDict):
+    """To the user's own group: their sockets close (monitor.accounts)."""
+
+    type: Literal["account.disabled"]
+    user_id: int
+
+
+LiveEvent = CameraActivity | CameraHealth | IncidentEvent | AccountDisabled
 
 
 def camera_health_event(camera: Camera) -> CameraHealth:
@@ -89,6 +97,11 @@ def incident_event(incident: Incident, *, opened: bool = False) -> IncidentEvent
 
 def site_group(site_id: int) -> str:
     return f"site-{site_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Every socket of one user, whatever its site."""
+    return f"user-{user_id}"
 
 
 def publish_now(group: str, event: LiveEvent) -> None:

@@ -342,7 +342,7 @@ def _upsert_event(camera: Camera, rule: AlertRule, hit: RuleHit) -> Event:
             "rule": rule,
             "segment_end": hit.last_seen_at,
             "actor_class": hit.label,
-            "action": "present",
+            "action": hit.action,
             "score": hit.score,
             "boxes": [list(b) for b in hit.boxes],
         },

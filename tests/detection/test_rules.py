@@ -99,3 +99,31 @@ def test_hit_boxes_are_normalized_with_offsets_in_seconds_from_the_segment_start
     moving[1.0] = [track((80.0, 30.0, 120.0, 70.0))]
     ((_, hit),) = run(engine(), moving)
     assert hit.boxes == ((0.0, 0.3, 0.2, 0.5, 0.6), (0.5, 0.35, 0.25, 0.55, 0.65), (1.0, 0.4, 0.3, 0.6, 0.7))
+
+
+def acting(actions: dict[str, float], box=INSIDE, track_id: int = 1) -> Track:
+    return Track(id=track_id, label="person", box=box, score=0.9, first_seen=T0, last_seen=T0, actions=actions)
+
+
+def test_a_rule_with_actions_fires_only_for_a_track_doing_one_of_them():
+    fighter, bystander = acting({"fighting": 0.8, "walking": 0.6}), acting({"fighting": 0.3}, track_id=2)
+    frames = every_half_second(0.0, 1.5, [fighter, bystander])
+    hits = run(engine(actions=frozenset({"fighting", "falling"})), frames)
+    assert [(h.track_id, h.action) for _, h in hits] == [(1, "fighting")]
+    assert hits[0][1].conditions[2].as_dict() == {"name": "fighting", "value": 0.8, "required": ">= 0.5", "unit": ""}
+
+
+def test_a_track_without_action_scores_meets_only_rules_that_admit_present():
+    frames = every_half_second(0.0, 1.5, [track()])
+    assert run(engine(actions=frozenset({"fighting"})), frames) == []
+    hits = run(engine(actions=frozenset({"present", "fighting"})), frames)
+    assert [h.action for _, h in hits] == ["present"]
+    assert [h.action for _, h in run(engine(), frames)] == ["present"]
+
+
+def test_a_segment_reports_the_best_scored_action_it_has_seen():
+    scores = [{"fighting": 0.0}, {"fighting": 0.7}, {"fighting": 0.9}, {"fighting": 0.0}, {"fighting": 0.0}]
+    frames = {i * 0.5: [acting(s)] for i, s in enumerate(scores)}
+    hits = run(engine(actions=frozenset({"present", "fighting"})), frames)
+    assert [h.action for _, h in hits] == ["fighting"]
+    assert hits[0][1].conditions[2].value == 0.9

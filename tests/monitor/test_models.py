@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from detection.types import ACTIONS
 from monitor.models import AlertRule, Camera, Site, Zone, ZoneKind
 
 
@@ -69,6 +70,10 @@ def test_unknown_actions_and_bad_schedules_are_refused(site: Site, zone: Zone) -
     with pytest.raises(ValidationError) as exc:
         rule.full_clean()
     assert set(exc.value.message_dict) == {"actions", "schedule"}
+
+
+def test_rules_may_ask_for_every_action_the_localizer_scores(site: Site, zone: Zone) -> None:
+    AlertRule(site=site, zone=zone, name="R", actions=["present", *ACTIONS]).full_clean()
 
 
 def test_a_site_needs_a_real_time_zone(db: None) -> None:

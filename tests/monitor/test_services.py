@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
@@ -65,6 +66,11 @@ def test_repeating_the_same_hits_writes_no_duplicates(camera: Camera, rule: Aler
     assert Incident.objects.count() == 1
     event = Event.objects.get()
     assert event.segment_end == T0 + timedelta(seconds=6)
+
+
+def test_an_event_records_the_action_its_hit_was_about(camera: Camera, rule: AlertRule, pushes: mock.Mock) -> None:
+    services.record_rule_hits(camera.pk, [dataclasses.replace(hit(rule), action="fighting")])
+    assert Event.objects.get().action == "fighting"
 
 
 def test_hits_within_the_cooldown_grow_one_incident(camera: Camera, rule: AlertRule, pushes: mock.Mock) -> None:
