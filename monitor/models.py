@@ -21,6 +21,7 @@ from django.utils import timezone
 from detection.geometry import GeometryError, validate_calibration, validate_line, validate_masks, validate_polygon
 from detection.rules import Anchor, CrossingDirection, RuleKind, SpeedUnit
 from detection.stream_urls import SUPPORTED_SCHEMES, UnsupportedSource, check_source_url
+from detection.types import ACTIONS
 
 
 def validate_timezone(value: str) -> None:
@@ -229,8 +230,8 @@ class Severity(models.TextChoices):
     CRITICAL = "critical", "Critical"
 
 
-# Actions the first detector can observe; the action model issue extends this list.
-KNOWN_ACTIONS = ("present",)
+# "present" (any detector sees it) and the actions the action model scores.
+KNOWN_ACTIONS = ("present", *ACTIONS)
 
 
 def validate_actions(value: Any) -> None:
@@ -513,6 +514,8 @@ class Event(models.Model):
             # Idempotent writes: a re-run of the same footage updates, never duplicates.
             models.UniqueConstraint(fields=["camera", "track_id", "segment_start"], name="event_idempotency_key")
         ]
+        # A camera's events of a time window, newest first, as the activity page reads them.
+        indexes = [models.Index(fields=["camera", "segment_start"], name="event_camera_time")]
 
     def __str__(self) -> str:
         return f"{self.actor_class} {self.action} track {self.track_id}"

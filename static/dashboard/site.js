@@ -64,7 +64,9 @@
     li.replaceChildren();
     const a = document.createElement("a"); a.href = ev.url; a.textContent = ev.title;
     const meta = document.createElement("span"); meta.className = "meta";
-    meta.textContent = `${ev.camera} · ${new Date(ev.started_at).toLocaleTimeString()} · ${ev.status.replace("_", " ")}`;
+    const severity = document.createElement("span"); severity.className = `badge sev-${ev.severity}`;
+    severity.textContent = ev.severity.charAt(0).toUpperCase() + ev.severity.slice(1);
+    meta.append(severity, ` ${ev.camera} · ${new Date(ev.started_at).toLocaleTimeString()} · ${ev.status.replace("_", " ")}`);
     li.append(a, meta);
     return { li, fresh };
   }
@@ -80,6 +82,84 @@
     }
   }
 
+  // --- Getting attention: a beep and desktop notifications, each off until the user turns it on ---
+
+  const SOUND_KEY = "argus.alertSound", DESKTOP_KEY = "argus.desktopAlerts";
+  const soundToggle = document.getElementById("alert-sound");
+  const desktopButton = document.getElementById("desktop-alerts");
+  const desktopState = document.getElementById("desktop-alerts-state");
+  let audio = null;
+
+  function isOn(key) { try { return localStorage.getItem(key) === "on"; } catch (e) { return false; } }
+  function setOn(key, on) { try { localStorage.setItem(key, on ? "on" : "off"); } catch (e) { /* private mode */ } }
+
+  // A short tone made by the Web Audio API (no audio file); high and critical alerts beep twice.
+  function beep(times) {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    audio = audio || new Context();
+    if (audio.state === "suspended") audio.resume();
+    for (let n = 0; n < times; n++) {
+      const at = audio.currentTime + n * 0.3;
+      const osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.0001, at);
+      gain.gain.exponentialRampToValueAtTime(0.25, at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.2);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(at); osc.stop(at + 0.22);
+    }
+    root.dataset.beeps = String(Number(root.dataset.beeps || 0) + times);
+  }
+
+  function showDesktopState() {
+    if (!("Notification" in window)) { desktopState.textContent = "This browser has no desktop notifications."; return; }
+    const on = isOn(DESKTOP_KEY) && Notification.permission === "granted";
+    desktopButton.hidden = false;
+    desktopButton.textContent = on ? "Disable desktop alerts" : "Enable desktop alerts";
+    desktopState.textContent = Notification.permission === "denied"
+      ? "Desktop alerts are blocked in this browser's site settings." : (on ? "Desktop alerts on." : "");
+  }
+
+  async function toggleDesktop() {
+    if (isOn(DESKTOP_KEY) && Notification.permission === "granted") { setOn(DESKTOP_KEY, false); showDesktopState(); return; }
+    // Asked only here, on the user's click, never on page load (answered at once when already granted).
+    const permission = await Notification.requestPermission();
+    setOn(DESKTOP_KEY, permission === "granted");
+    showDesktopState();
+  }
+
+  function notifyDesktop(ev) {
+    if (!("Notification" in window) || Notification.permission !== "granted" || !isOn(DESKTOP_KEY)) return;
+    const n = new Notification(`${ev.severity.toUpperCase()} · ${ev.title}`,
+      { body: `Camera: ${ev.camera}`, tag: `incident-${ev.incident_id}` });
+    n.onclick = () => { window.focus(); location.href = ev.url; };
+  }
+
+  // Only alerts that arrive live call for attention; a re-read after reconnecting does not.
+  function announce(ev) {
+    if (ev.status !== "open") return;
+    if (soundToggle.checked) beep(ev.severity === "high" || ev.severity === "critical" ? 2 : 1);
+    notifyDesktop(ev);
+  }
+
+  soundToggle.checked = isOn(SOUND_KEY);
+  soundToggle.addEventListener("change", () => {
+    setOn(SOUND_KEY, soundToggle.checked);
+    if (soundToggle.checked) beep(1);  // the user hears what it will sound like (and the browser allows audio)
+  });
+  desktopButton.addEventListener("click", toggleDesktop);
+  showDesktopState();
+  // Browsers let a page make sound only after the user interacted with it once.
+  function unlockAudio() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!soundToggle.checked || !Context) return;
+    audio = audio || new Context();
+    audio.resume();
+  }
+  document.addEventListener("pointerdown", unlockAudio, { once: true });
+  document.addEventListener("keydown", unlockAudio, { once: true });
+
   async function reread() {
     const res = await fetch(root.dataset.stateUrl, { credentials: "same-origin" });
     if (!res.ok) return;
@@ -91,7 +171,7 @@
   const handlers = {
     "camera.activity": showActivity,
     "camera.health": showHealth,
-    "incident.opened": showIncident,
+    "incident.opened": (ev) => { showIncident(ev); announce(ev); },
     "incident.updated": showIncident,
   };
 
