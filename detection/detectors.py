@@ -1,20 +1,27 @@
-"""Person detectors behind the `Detector` protocol, and `load_detector` to pick one by name.
+"""Detectors behind the `Detector` protocol, and `load_detector` to pick one by name.
 
-Load a detector once per worker process: building the SSDLite net takes about a quarter second.
+Building the SSDLite net takes about a quarter second; the localizer's weights are loaded once per
+process and shared, while every `load_detector("localizer")` opens a new per-camera stream (the
+camera's cache of recent frames), so each camera task asks for its own detector.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from detection.ssd_graph import SsdConfig, load_ssd_net
 from detection.types import BoxXYXY, Detection, Detector
+
+if TYPE_CHECKING:  # torch is imported only by processes that load the localizer
+    from detection.localizer.backend import LocalizerBackend
 
 logger = logging.getLogger(__name__)
 
@@ -114,20 +121,71 @@ class HogPersonDetector:
         ]
 
 
+class _SharedLocalizer:
+    """The process's one LocalizerBackend: loaded on first use, by one thread, once. A failure is
+    kept too, so a worker without a usable checkpoint does not re-read it for every camera."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outcome: LocalizerBackend | DetectorUnavailable | None = None
+
+    def get(self) -> LocalizerBackend:
+        with self._lock:
+            if self._outcome is None:
+                self._outcome = self._load()
+        if isinstance(self._outcome, DetectorUnavailable):
+            raise self._outcome
+        return self._outcome
+
+    def reset(self) -> None:
+        """Forget the loaded model (tests; a worker keeps it for its lifetime)."""
+        with self._lock:
+            self._outcome = None
+
+    @staticmethod
+    def _load() -> LocalizerBackend | DetectorUnavailable:
+        from detection.localizer.backend import LocalizerBackend
+        from detection.localizer.checkpoint import CheckpointError
+
+        try:
+            return LocalizerBackend.load()
+        except CheckpointError as exc:
+            return DetectorUnavailable(f"the localizer cannot be loaded: {exc}")
+
+
+shared_localizer = _SharedLocalizer()
+
+
+def localizer_stream() -> Detector:
+    """A new camera's stream of the process-wide localizer (its own cache of recent frames)."""
+    return shared_localizer.get().stream()
+
+
 DETECTORS: dict[str, Callable[[], Detector]] = {
+    "localizer": localizer_stream,
     SsdlitePersonDetector.name: SsdlitePersonDetector,
     HogPersonDetector.name: HogPersonDetector,
 }
+# "auto" takes the first of these that loads here, with a warning for each that does not.
+AUTO_ORDER = ("localizer", SsdlitePersonDetector.name, HogPersonDetector.name)
 
 
 def load_detector(name: str = "auto") -> Detector:
-    """The detector called `name`; "auto" is ssdlite, or hog when ssdlite is unavailable."""
+    """The detector called `name`. "auto" is the localizer when its default checkpoint loads, else
+    ssdlite, else hog (the product keeps working on a worker without the trained model)."""
     if name == "auto":
-        try:
-            return SsdlitePersonDetector()
-        except DetectorUnavailable as exc:
-            logger.warning("ssdlite detector unavailable, falling back to hog: %s", exc)
-            return HogPersonDetector()
+        return _first_available()
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose auto or one of {sorted(DETECTORS)}")
     return DETECTORS[name]()
+
+
+def _first_available() -> Detector:
+    *preferred, last = AUTO_ORDER
+    for name in preferred:
+        try:
+            return DETECTORS[name]()
+        except DetectorUnavailable as exc:
+            logger.warning("%s detector unavailable, falling back: %s", name, exc)
+    logger.warning("falling back to %s", last)
+    return DETECTORS[last]()

@@ -5,7 +5,6 @@ Tasks take ids, re-read rows, and call monitor.services for every state change.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import os
@@ -40,9 +39,10 @@ log = logging.getLogger(__name__)
 CLIP_GRACE_S = 65.0
 
 
-@functools.cache
 def worker_detector() -> Detector:
-    """Loaded once per worker process, on first use (web processes never import it)."""
+    """A detector for one camera task (web processes never import one). The localizer's weights are
+    loaded once per process and shared; each task gets its own stream of it, so no camera sees
+    another's frames in its temporal cache."""
     return load_detector(settings.ARGUS_DETECTOR)
 
 
@@ -63,6 +63,7 @@ def _actors(tracks: Sequence[Track], width: int, height: int) -> list[dict[str, 
             "label": t.label,
             "score": round(t.score, 3),
             "box": [round(v, 4) for v in normalize_box(t.box, width, height)],
+            "actions": {name: round(p, 3) for name, p in t.actions.items()},
         }
         for t in tracks
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -191,8 +192,19 @@ def test_a_missing_package_raises_detector_unavailable(
         SsdlitePersonDetector()
 
 
+@pytest.fixture
+def no_localizer(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
+    """A worker without the localizer's checkpoint (auto tries the localizer first)."""
+    from detection.localizer import checkpoint
+
+    monkeypatch.setattr(checkpoint, "DEFAULT_CHECKPOINT", tmp_path / "missing.pt")
+    detectors.shared_localizer.reset()
+    yield
+    detectors.shared_localizer.reset()
+
+
 def test_auto_falls_back_to_hog_with_a_warning(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, no_localizer: None
 ) -> None:
     monkeypatch.setattr(detectors, "find_spec", lambda name: None)
     with caplog.at_level(logging.WARNING, logger="detection.detectors"):
@@ -201,7 +213,7 @@ def test_auto_falls_back_to_hog_with_a_warning(
     assert "falling back to hog" in caplog.text
 
 
-def test_auto_prefers_ssdlite() -> None:
+def test_auto_prefers_ssdlite_when_the_localizer_is_unavailable(no_localizer: None) -> None:
     assert load_detector().name == "ssdlite"
 
 

@@ -1,0 +1,138 @@
+"""The localizer behind one interface for the worker, `localize` and the benchmarks.
+
+Load once per process (`LocalizerBackend.load()`), open one `Stream` per camera, and either call
+`stream.detect(image)` (the pipeline's Detector protocol) or `backend.step([(stream, image), ...])`
+to analyse one frame of several cameras in one batch. CUDA is used when present.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from detection.localizer.checkpoint import load_checkpoint
+from detection.localizer.decode import RawActor, decode
+from detection.localizer.geometry import Letterbox, apply_letterbox, fit_letterbox, to_tensor_rgb
+from detection.localizer.model import ArgusLocalizer, small_gray
+from detection.types import ACTIONS_BY_CLASS, Detection
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_SCORE = 0.1  # low on purpose: the tracker's second association stage uses weak boxes
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class LocalizerBackend:
+    name = "localizer"
+
+    def __init__(
+        self, model: ArgusLocalizer, meta: dict[str, Any], *, device: torch.device, min_score: float = DEFAULT_MIN_SCORE
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.meta = meta
+        self.device = device
+        self.min_score = min_score
+        self.config = model.config
+        self._lock = threading.Lock()  # one forward at a time per process
+
+    @classmethod
+    def load(
+        cls, checkpoint: Path | str | None = None, *, device: str | None = None, min_score: float = DEFAULT_MIN_SCORE
+    ) -> LocalizerBackend:
+        model, meta = load_checkpoint(checkpoint)
+        backend = cls(model, meta, device=pick_device(device), min_score=min_score)
+        log.info("localizer %s loaded on %s", meta.get("version"), backend.device)
+        return backend
+
+    def stream(self) -> Stream:
+        """Per-camera state: the cached memories of the last T frames."""
+        return Stream(self)
+
+    @torch.inference_mode()
+    def step(self, items: Sequence[tuple[Stream, np.ndarray]]) -> list[list[Detection]]:
+        """Analyse one BGR frame for each (stream, frame) pair in one batch; detections per item."""
+        if not items:
+            return []
+        cfg = self.config
+        boxes = [fit_letterbox(img.shape[1], img.shape[0], cfg.input_width, cfg.input_height) for _, img in items]
+        batch = to_tensor_rgb(
+            [
+                apply_letterbox(img, lb, cfg.input_width, cfg.input_height)
+                for (_, img), lb in zip(items, boxes, strict=True)
+            ]
+        )
+        images = torch.from_numpy(batch).to(self.device)
+        with self._lock:
+            maps = self.model.backbone_maps(images)
+            grays = small_gray(images)
+            outputs = self._heads(items, maps, grays)
+        return [
+            self._detections(raw, lb) for raw, lb in zip(decode(outputs, min_score=self.min_score), boxes, strict=True)
+        ]
+
+    def _heads(
+        self, items: Sequence[tuple[Stream, np.ndarray]], maps: tuple[torch.Tensor, ...], grays: torch.Tensor
+    ) -> Any:
+        s8, s16, s32 = maps
+        prev = [stream.prev_gray for stream, _ in items]
+        prev_gray = torch.cat([p if p is not None else g[None] for p, g in zip(prev, grays, strict=True)])
+        features = self.model.features_from_maps(s8, s16, s32, grays, prev_gray)
+        memories = []
+        # A stream's first frame is compared with itself: no motion yet.
+        for i, (stream, _) in enumerate(items):
+            stream.push(features.memory[i], grays[i : i + 1])
+            memories.append(stream.clip(self.config.clip_len))
+        return self.model.heads(features.f2d, torch.stack(memories))
+
+    def _detections(self, actors: list[RawActor], box: Letterbox) -> list[Detection]:
+        if not actors:
+            return []
+        source = box.to_source(np.array([a.box for a in actors], dtype=np.float32))
+        out = []
+        for actor, xyxy in zip(actors, source, strict=True):
+            if xyxy[2] - xyxy[0] < 1 or xyxy[3] - xyxy[1] < 1:
+                continue  # a box entirely in the padding
+            label = self.config.classes[actor.class_index]
+            names = ACTIONS_BY_CLASS.get(label, ())
+            probs = {a: float(p) for a, p in zip(self.config.actions, actor.actions, strict=True) if a in names}
+            out.append(Detection(box=tuple(float(v) for v in xyxy), score=actor.score, label=label, actions=probs))  # type: ignore[arg-type]
+        return out
+
+
+class Stream:
+    """One camera's feature cache. Implements the pipeline's Detector protocol (`detect`)."""
+
+    def __init__(self, backend: LocalizerBackend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.memories: deque[torch.Tensor] = deque(maxlen=backend.config.clip_len)
+        self.prev_gray: torch.Tensor | None = None
+
+    def push(self, memory: torch.Tensor, gray: torch.Tensor) -> None:
+        self.memories.append(memory)
+        self.prev_gray = gray
+
+    def clip(self, length: int) -> torch.Tensor:
+        """(T, C, h, w): the last T memories, the oldest repeated while the stream warms up."""
+        items = list(self.memories)
+        # Each memory keeps the motion measured against its own predecessor, as in training.
+        return torch.stack([items[0]] * (length - len(items)) + items)
+
+    def reset(self) -> None:
+        self.memories.clear()
+        self.prev_gray = None
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.backend.step([(self, image)])[0]

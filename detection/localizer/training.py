@@ -1,0 +1,308 @@
+"""Training of the localizer: labels, cached views, the loop, fight cross-validation, checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import pickle
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detection.localizer.backbone import pretrained_backbone
+from detection.localizer.checkpoint import save_checkpoint
+from detection.localizer.data import FeatureCache, View, add_views, progress
+from detection.localizer.decode import decode
+from detection.localizer.losses import build_targets, localizer_loss
+from detection.localizer.model import ArgusLocalizer, HeadOutputs, LocalizerConfig, motion_energy
+from detection.localizer.pseudo import Teacher, VideoLabels, label_video, ssdlite_teacher
+
+log = logging.getLogger(__name__)
+
+LABELS_VERSION = 3  # bump when pseudo-labelling changes: cached labels are then rebuilt
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    group: str  # fold unit: one clip / one video
+    clip_label: str | None
+    find_vehicles: bool
+    views: int
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    views_per_clip: int = 2  # 1 untransformed + augmented
+    views_per_video: int = 4  # long single videos (bikes) get more augmented views
+
+
+def discover_sources(data_dir: Path, exclude: Sequence[str], settings: TrainSettings) -> list[Source]:
+    """The real footage of ../shared/data: fight clips with their labels, and the single videos not
+    excluded (vtest and CAVIAR are excluded by default: they are what the model is evaluated on)."""
+    sources: list[Source] = []
+    labels_csv = data_dir / "fight" / "labels.csv"
+    if labels_csv.is_file() and "fight" not in exclude:
+        with labels_csv.open() as f:
+            for row in csv.DictReader(f):
+                path = data_dir / "fight" / row["path"]
+                sources.append(Source(path, path.stem, row["label"], False, settings.views_per_clip))
+    singles = {
+        "bikes": data_dir / "bikes.mp4",
+        "vtest": data_dir / "vtest.avi",
+        "caviar": data_dir / "caviar" / "OneStopEnter1front_h264.mp4",
+    }
+    for name, path in singles.items():
+        if name not in exclude and path.is_file():
+            sources.append(Source(path, name, None, name == "bikes", settings.views_per_video))
+    if not sources:
+        raise SystemExit(f"no training footage found under {data_dir}")
+    return sources
+
+
+def load_labels(sources: Sequence[Source], cache_dir: Path, teacher: Teacher | None = None) -> list[VideoLabels]:
+    """Pseudo-labels per source, cached on disk by file identity (the teacher is slow)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out: list[VideoLabels] = []
+    for i, source in enumerate(sources):
+        stat = source.path.stat()
+        key = hashlib.sha1(
+            f"{LABELS_VERSION}:{source.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:"
+            f"{source.clip_label}:{source.find_vehicles}".encode(),
+            usedforsecurity=False,
+        ).hexdigest()[:16]
+        cached = cache_dir / f"{source.path.stem}-{key}.pkl"
+        if cached.is_file():
+            out.append(pickle.loads(cached.read_bytes()))  # noqa: S301  (our own cache)
+        else:
+            teacher = teacher or ssdlite_teacher()
+            labels = label_video(source.path, teacher, clip_label=source.clip_label, find_vehicles=source.find_vehicles)
+            cached.write_bytes(pickle.dumps(labels))
+            out.append(labels)
+        progress(i + 1, len(sources), "labelling")
+    return out
+
+
+def build_cache(
+    model: ArgusLocalizer, sources: Sequence[Source], labels: Sequence[VideoLabels], seed: int
+) -> FeatureCache:
+    cache = FeatureCache()
+    rng = np.random.default_rng(seed)
+    for i, (source, video) in enumerate(zip(sources, labels, strict=True)):
+        add_views(cache, model, video, source.group, n_views=source.views, rng=rng)
+        progress(i + 1, len(sources), "caching backbone maps")
+    cache.freeze()
+    return cache
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002
+    torch.manual_seed(seed)
+
+
+def fresh_model(config: LocalizerConfig) -> ArgusLocalizer:
+    model = ArgusLocalizer(config, pretrained_backbone())
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)  # frozen: its maps are cached
+    return model
+
+
+def clip_rows(view: View, pos: int, step: int, length: int) -> tuple[list[int], list[int]]:
+    """Cache rows of a causal clip ending at `pos` (oldest first) and of each frame's predecessor."""
+    positions = [max(0, pos - step * (length - 1 - k)) for k in range(length)]
+    return [view.start + p for p in positions], [view.start + max(0, p - step) for p in positions]
+
+
+def forward_cached(model: ArgusLocalizer, cache: FeatureCache, items: Sequence[tuple[View, int, int]]) -> HeadOutputs:
+    t = cache.tensors
+    length = model.config.clip_len
+    rows, prev = zip(*(clip_rows(v, p, s, length) for v, p, s in items), strict=True)
+    flat_rows = torch.tensor([r for rs in rows for r in rs])
+    flat_prev = torch.tensor([r for rs in prev for r in rs])
+    s16 = t["s16"][flat_rows].float()
+    motion = motion_energy(t["gray"][flat_rows].float(), t["gray"][flat_prev].float(), s16.shape[-2:])
+    memories = torch.cat([model.memory(s16), motion], dim=1).unflatten(0, (len(items), length))
+    key = torch.tensor([v.start + p for v, p, _ in items])
+    f2d = model.neck(t["s8"][key].float(), t["s16"][key].float(), t["s32"][key].float())
+    return model.heads(f2d, memories)
+
+
+def train(
+    model: ArgusLocalizer, cache: FeatureCache, views: Sequence[View], settings: TrainSettings, *, label: str = "train"
+) -> dict[str, float]:
+    cfg = model.config
+    samples = [(v, p) for v in views for p in range(v.count)]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    steps = settings.epochs * max(1, len(samples) // settings.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.1)
+    rng = random.Random(settings.seed)  # noqa: S311  (sample order, not secrets)
+    fight = cfg.actions.index("fighting")
+    grid = (cfg.input_height // 8, cfg.input_width // 8)
+    model.train()
+    model.backbone.eval()  # frozen statistics
+    step, started, running = 0, time.monotonic(), {}
+    for _epoch in range(settings.epochs):
+        rng.shuffle(samples)
+        for i in range(0, len(samples) - settings.batch_size + 1, settings.batch_size):
+            batch = samples[i : i + settings.batch_size]
+            items = [(v, p, rng.choice((1, 1, 2))) for v, p in batch]
+            targets = build_targets([v.targets[p] for v, p in batch], len(cfg.classes), len(cfg.actions), grid)
+            clip_labels = torch.tensor([v.clip_label for v, _ in batch])
+            losses = localizer_loss(forward_cached(model, cache, items), targets, clip_labels, fight)
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[union-attr]
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            for k, v in losses.items():
+                running[k] = 0.95 * running.get(k, float(v.detach())) + 0.05 * float(v.detach())
+            if step % 20 == 0 or step == steps:
+                rate = step / (time.monotonic() - started)
+                shown = " ".join(f"{k}={v:.3f}" for k, v in running.items())
+                sys.stderr.write(
+                    f"\r{label}: step {step}/{steps} {shown} ({rate:.1f} steps/s, ETA {(steps - step) / rate:.0f}s)   "
+                )
+                sys.stderr.flush()
+    sys.stderr.write("\n")
+    model.eval()
+    return running
+
+
+@torch.inference_mode()
+def frame_fight_values(model: ArgusLocalizer, cache: FeatureCache, view: View, *, min_score: float) -> list[float]:
+    """Per analysed frame of a view: the highest actor score x fighting probability (0: no actor)."""
+    fight = model.config.actions.index("fighting")
+    person = model.config.classes.index("person")
+    out = forward_cached(model, cache, [(view, p, 1) for p in range(view.count)])
+    values = []
+    for actors in decode(out, min_score=min_score):
+        scores = [a.score * float(a.actions[fight]) for a in actors if a.class_index == person]
+        values.append(max(scores, default=0.0))
+    return values
+
+
+def clip_score(values: Sequence[float], top_share: float = 0.25) -> float:
+    """Mean of the top quarter of per-frame values: a fight is brief but more than one frame."""
+    if not values:
+        return 0.0
+    ordered = sorted(values, reverse=True)
+    return float(np.mean(ordered[: max(1, round(len(ordered) * top_share))]))
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return float(wins / (len(pos) * len(neg)))
+
+
+def fight_folds(views: Sequence[View], k: int, seed: int) -> list[set[str]]:
+    """Stratified folds of the fight/no-fight clips (by group), deterministic for a seed."""
+    groups = sorted({(v.group, v.clip_label) for v in views if v.group.startswith(("fi", "nofi"))})
+    rng = random.Random(seed)  # noqa: S311  (fold assignment, not secrets)
+    folds: list[set[str]] = [set() for _ in range(k)]
+    for label in (1.0, 0.0):
+        names = sorted(g for g, y in groups if y == label)
+        rng.shuffle(names)
+        for i, name in enumerate(names):
+            folds[i % k].add(name)
+    return folds
+
+
+def cross_validate(
+    config: LocalizerConfig, cache: FeatureCache, settings: TrainSettings, k: int, min_score: float
+) -> dict[str, object]:
+    folds = fight_folds(cache.views, k, settings.seed)
+    scores: dict[str, float] = {}
+    labels: dict[str, int] = {}
+    per_fold = []
+    for i, held_out in enumerate(folds):
+        seed_everything(settings.seed + i)
+        model = fresh_model(config)
+        train_views = [v for v in cache.views if v.group not in held_out]
+        train(model, cache, train_views, settings, label=f"fold {i + 1}/{k}")
+        fold_scores, fold_labels = [], []
+        for view in (v for v in cache.views if v.group in held_out and v.identity):
+            scores[view.group] = clip_score(frame_fight_values(model, cache, view, min_score=min_score))
+            labels[view.group] = int(view.clip_label)
+            fold_scores.append(scores[view.group])
+            fold_labels.append(labels[view.group])
+        per_fold.append(round(roc_auc(fold_scores, fold_labels), 4))
+        log.info("fold %d AUC %.3f", i + 1, per_fold[-1])
+        sys.stderr.write(f"fold {i + 1}/{k}: AUC {per_fold[-1]:.3f}\n")
+    names = sorted(scores)
+    all_scores, all_labels = [scores[n] for n in names], [labels[n] for n in names]
+    accuracy = float(np.mean([(s >= 0.5) == bool(y) for s, y in zip(all_scores, all_labels, strict=True)]))
+    return {
+        "folds": k,
+        "auc_per_fold": per_fold,
+        "auc_mean_of_folds": round(float(np.mean(per_fold)), 4),
+        "auc_pooled": round(roc_auc(all_scores, all_labels), 4),
+        "accuracy_at_0.5": round(accuracy, 4),
+        "clips": len(names),
+        "scores": {n: round(scores[n], 4) for n in names},
+    }
+
+
+def run(
+    data_dir: Path,
+    out: Path | None,
+    *,
+    exclude: Sequence[str],
+    settings: TrainSettings,
+    folds: int,
+    cache_dir: Path,
+    version: str,
+    min_score: float = 0.1,
+    cv_epochs: int | None = None,
+) -> dict[str, object]:
+    seed_everything(settings.seed)
+    config = LocalizerConfig()
+    sources = discover_sources(data_dir, exclude, settings)
+    labels = load_labels(sources, cache_dir)
+    cache = build_cache(fresh_model(config), sources, labels, settings.seed)
+    sys.stderr.write(f"cache: {len(cache.views)} views, {cache.rows} frames, {cache.nbytes() / 2**30:.2f} GiB\n")
+    record: dict[str, object] = {
+        "trained_on": sorted({s.path.parent.name if s.clip_label else s.group for s in sources}),
+        "excluded": list(exclude),
+        "clips": len(sources),
+        "frames": cache.rows,
+        "settings": settings.__dict__,
+        "labels_version": LABELS_VERSION,
+    }
+    if folds > 1:
+        cv_settings = replace(settings, epochs=cv_epochs or settings.epochs)
+        record["fight_cv"] = cross_validate(config, cache, cv_settings, folds, min_score)
+    if out is not None:
+        seed_everything(settings.seed)
+        model = fresh_model(config)
+        record["final_losses"] = {
+            k: round(v, 4) for k, v in train(model, cache, cache.views, settings, label="final").items()
+        }
+        save_checkpoint(model, out, version=version, record=record)
+    return record
+
+
+def print_record(record: dict[str, object]) -> None:
+    shown = dict(record)
+    cv = shown.get("fight_cv")
+    if isinstance(cv, dict):
+        shown["fight_cv"] = {k: v for k, v in cv.items() if k != "scores"}
+    print(json.dumps(shown, indent=2, default=str))
