@@ -96,6 +96,9 @@ def rules_stage(state: CameraState, frame: Frame, tracks: list[Track]) -> list[R
 
 def process_frame(state: CameraState, frame: Frame, sink: ResultSink) -> None:
     tracks = track_stage(state, frame, detect_stage(state, frame))
+    # The rule engine keeps its own segments (per rule); the tracker's are not stored by the worker,
+    # so they are taken each frame and do not pile up in the state handed over between tasks.
+    state.tracker.pop_segments()
     hits = rules_stage(state, frame, tracks)
     sink.on_frame(frame, tracks)
     if hits:

@@ -1,0 +1,126 @@
+"""Pseudo-labels, training targets and fold logic of the localizer's training, on known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detection.localizer.data import FrameTargets, View
+from detection.localizer.losses import build_targets, focal_loss
+from detection.localizer.pseudo import (
+    LabelledBox,
+    LabelledFrame,
+    VideoLabels,
+    add_clip_actions,
+    add_kinematic_actions,
+    link_tracks,
+)
+from detection.localizer.training import clip_score, fight_folds, roc_auc
+
+FPS = 10.0
+
+
+def walking_video(
+    speed_heights_per_s: float, *, width: float = 40, height: float = 100, clip: str | None = None, frames: int = 20
+) -> VideoLabels:
+    """One person moving right at a given speed (in body heights per second)."""
+    out = []
+    for i in range(frames):
+        t = i / FPS
+        x = 100 + speed_heights_per_s * height * t
+        out.append(LabelledFrame(i, t, [LabelledBox((x, 200, x + width, 200 + height), "person", 0.9)]))
+    labels = VideoLabels("synthetic", 1280, 720, FPS, out, True, clip)
+    link_tracks(labels)
+    add_kinematic_actions(labels)
+    add_clip_actions(labels)
+    return labels
+
+
+def middle_actions(labels: VideoLabels) -> dict[str, float]:
+    return labels.frames[len(labels.frames) // 2].boxes[0].actions
+
+
+@pytest.mark.parametrize(
+    ("speed", "expected"),
+    [(0.0, "standing"), (0.8, "walking"), (2.0, "running")],
+)
+def test_kinematic_labels_follow_the_speed_in_body_heights(speed: float, expected: str) -> None:
+    # Boxes 60 px wide: at 10 labelled frames/s a runner still overlaps their last box (IoU linking).
+    actions = middle_actions(walking_video(speed, width=60))
+    assert actions[expected] == 1.0
+    assert sum(actions[a] for a in ("standing", "walking", "running")) == 1.0
+
+
+def test_a_speed_between_classes_is_left_unknown() -> None:
+    actions = middle_actions(walking_video(0.32))  # between standing (<= 0.25) and walking (>= 0.4)
+    assert "standing" not in actions and "walking" not in actions
+
+
+def test_a_wide_box_away_from_the_edges_is_lying_and_an_upright_one_is_not() -> None:
+    assert middle_actions(walking_video(0.0, width=150, height=60))["lying"] == 1.0
+    assert middle_actions(walking_video(0.0))["lying"] == 0.0
+
+
+def test_clip_labels_mark_every_confident_person() -> None:
+    assert middle_actions(walking_video(0.0, clip="fight"))["fighting"] == 1.0
+    assert middle_actions(walking_video(0.0, clip="noFight"))["fighting"] == 0.0
+
+
+def test_linking_keeps_one_track_for_one_moving_person() -> None:
+    labels = walking_video(0.8)
+    assert {f.boxes[0].track for f in labels.frames} == {0}
+
+
+def targets(boxes: list[tuple[float, float, float, float]], *, ignore: list[bool], vehicles: bool) -> FrameTargets:
+    n = len(boxes)
+    return FrameTargets(
+        np.array(boxes, dtype=np.float32).reshape(n, 4),
+        np.zeros(n, dtype=np.int64),
+        np.array(ignore, dtype=bool),
+        np.zeros((n, 8), dtype=np.float32),
+        np.ones((n, 8), dtype=bool),
+        vehicles,
+    )
+
+
+def test_a_box_becomes_a_unit_peak_at_its_centre_cell_with_its_size() -> None:
+    t = build_targets([targets([(84, 44, 116, 108)], ignore=[False], vehicles=True)], 2, 8, (30, 40))
+    # centre (100, 76) px = (12.5, 9.5) grid units: the middle of cell (x=12, y=9), so no offset;
+    # size 32 x 64 px = 4 x 8 grid units, learned as logs.
+    assert t.heatmap[0, 0, 9, 12] == 1.0
+    assert t.heatmap[0, 0].gt(0.999).sum() == 1
+    centre = [i for i, c in enumerate(t.cells.tolist()) if c == [0, 9, 12]][0]
+    np.testing.assert_allclose(t.size[centre].numpy(), [np.log(4), np.log(8), 0.0, 0.0], atol=1e-6)
+    neighbour = [i for i, c in enumerate(t.cells.tolist()) if c == [0, 9, 13]][0]
+    np.testing.assert_allclose(t.size[neighbour].numpy()[2:], [-1.0, 0.0], atol=1e-6)
+    assert len(t.cells) == 9  # the centre and its 8 neighbours learn the box
+
+
+def test_ignored_boxes_and_unlabelled_vehicles_carry_no_loss_weight() -> None:
+    t = build_targets([targets([(80, 40, 112, 104)], ignore=[True], vehicles=False)], 2, 8, (30, 40))
+    assert t.heatmap.sum() == 0 and len(t.cells) == 0
+    assert t.weight[0, 0, 9, 12] == 0.0 and t.weight[0, 0, 0, 0] == 1.0
+    assert t.weight[0, 1].sum() == 0.0
+
+
+def test_the_focal_loss_is_lower_for_a_better_heatmap() -> None:
+    t = build_targets([targets([(80, 40, 112, 104)], ignore=[False], vehicles=True)], 2, 8, (30, 40))
+    good = torch.where(t.heatmap.eq(1), 6.0, -6.0)
+    bad = torch.zeros_like(good)
+    assert focal_loss(good, t.heatmap, t.weight) < focal_loss(bad, t.heatmap, t.weight)
+
+
+def test_folds_are_stratified_disjoint_and_deterministic() -> None:
+    views = [View(f"fi{i:03d}", 0, 1, [], 1.0, True) for i in range(10)]
+    views += [View(f"nofi{i:03d}", 0, 1, [], 0.0, True) for i in range(10)]
+    folds = fight_folds(views, 5, seed=0)
+    assert folds == fight_folds(views, 5, seed=0)
+    assert sorted(g for f in folds for g in f) == sorted(v.group for v in views)
+    for fold in folds:
+        assert sum(g.startswith("fi") for g in fold) == 2 and sum(g.startswith("nofi") for g in fold) == 2
+
+
+def test_clip_score_and_auc_on_hand_cases() -> None:
+    assert clip_score([0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.8]) == pytest.approx(0.85)  # top 2 of 8
+    assert roc_auc([0.9, 0.4, 0.4, 0.1], [1, 1, 0, 0]) == pytest.approx(0.875)  # one tie counts half
