@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from detection.localizer.checkpoint import DEFAULT_CHECKPOINT
-from detection.localizer.training import TrainSettings, print_record, run
+from detection.localizer.training import TrainSettings, ava_sources, print_record, run
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views-per-clip", type=int, default=TrainSettings.views_per_clip)
     p.add_argument("--cache-dir", type=Path, default=Path("var/train-cache/labels"), help="pseudo-label cache")
     p.add_argument("--version", default="1.0", help="version stored in the checkpoint")
+    p.add_argument(
+        "--ava",
+        nargs=2,
+        metavar=("CSV", "VIDEO_DIR"),
+        action="append",
+        default=[],
+        help="user-labelled clips: an AVA-style CSV and the folder of its videos (<video_id>.mp4); repeatable",
+    )
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     return p
 
@@ -48,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = TrainSettings(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, views_per_clip=args.views_per_clip
     )
+    extra = [s for csv_path, videos in args.ava for s in ava_sources(Path(csv_path), Path(videos), settings)]
     record = run(
         args.data,
         None if args.no_save else args.out,
@@ -57,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         cache_dir=args.cache_dir,
         version=args.version,
         cv_epochs=args.cv_epochs,
+        extra=extra,
     )
     print_record(record)
 

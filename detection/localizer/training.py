@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from detection.localizer.ava import find_video, labels_from_ava, video_ids
 from detection.localizer.backbone import pretrained_backbone
 from detection.localizer.checkpoint import save_checkpoint
 from detection.localizer.data import FeatureCache, View, add_views, progress
@@ -37,6 +38,7 @@ class Source:
     clip_label: str | None
     find_vehicles: bool
     views: int
+    ava_csv: Path | None = None  # user-labelled: labels come from this CSV, not from the teacher
 
 
 @dataclass
@@ -68,9 +70,15 @@ def discover_sources(data_dir: Path, exclude: Sequence[str], settings: TrainSett
     for name, path in singles.items():
         if name not in exclude and path.is_file():
             sources.append(Source(path, name, None, name == "bikes", settings.views_per_video))
-    if not sources:
-        raise SystemExit(f"no training footage found under {data_dir}")
     return sources
+
+
+def ava_sources(csv_path: Path, videos: Path, settings: TrainSettings) -> list[Source]:
+    """User-labelled clips: every video of an AVA-style CSV, found in `videos` by its id."""
+    return [
+        Source(find_video(videos, vid), vid, None, False, settings.views_per_clip, ava_csv=csv_path)
+        for vid in video_ids(csv_path)
+    ]
 
 
 def load_labels(sources: Sequence[Source], cache_dir: Path, teacher: Teacher | None = None) -> list[VideoLabels]:
@@ -78,6 +86,10 @@ def load_labels(sources: Sequence[Source], cache_dir: Path, teacher: Teacher | N
     cache_dir.mkdir(parents=True, exist_ok=True)
     out: list[VideoLabels] = []
     for i, source in enumerate(sources):
+        if source.ava_csv is not None:
+            out.append(labels_from_ava(source.ava_csv, source.path, source.group))
+            progress(i + 1, len(sources), "labelling")
+            continue
         stat = source.path.stat()
         key = hashlib.sha1(
             f"{LABELS_VERSION}:{source.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:"
@@ -272,10 +284,13 @@ def run(
     version: str,
     min_score: float = 0.1,
     cv_epochs: int | None = None,
+    extra: Sequence[Source] = (),
 ) -> dict[str, object]:
     seed_everything(settings.seed)
     config = LocalizerConfig()
-    sources = discover_sources(data_dir, exclude, settings)
+    sources = discover_sources(data_dir, exclude, settings) + list(extra)
+    if not sources:
+        raise SystemExit(f"error: no training footage under {data_dir} and no --ava clips")
     labels = load_labels(sources, cache_dir)
     cache = build_cache(fresh_model(config), sources, labels, settings.seed)
     sys.stderr.write(f"cache: {len(cache.views)} views, {cache.rows} frames, {cache.nbytes() / 2**30:.2f} GiB\n")

@@ -124,3 +124,32 @@ def test_folds_are_stratified_disjoint_and_deterministic() -> None:
 def test_clip_score_and_auc_on_hand_cases() -> None:
     assert clip_score([0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.8]) == pytest.approx(0.85)  # top 2 of 8
     assert roc_auc([0.9, 0.4, 0.4, 0.1], [1, 1, 0, 0]) == pytest.approx(0.875)  # one tie counts half
+
+
+def test_user_labelled_ava_clips_become_training_labels(tmp_path) -> None:
+    import av
+
+    from detection.localizer.ava import labels_from_ava
+
+    video = tmp_path / "clip1.mp4"
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text(
+        "video_id,timestamp_s,x1,y1,x2,y2,action,person_id\n"
+        "clip1,0.5,0.25,0.5,0.5,1.0,walking,7\n"
+        "clip1,0.5,0.25,0.5,0.5,1.0,fighting,7\n"
+    )
+    labels = labels_from_ava(csv_path, video, "clip1")
+    (frame,) = labels.frames
+    assert frame.index == 5 and frame.time == pytest.approx(0.5)
+    (box,) = frame.boxes
+    assert box.box == pytest.approx((16, 24, 32, 48))
+    assert box.actions["walking"] == box.actions["fighting"] == 1.0
+    assert box.actions["running"] == box.actions["lying"] == 0.0  # not listed: not happening
+    assert not labels.vehicles_labelled
