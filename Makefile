@@ -12,12 +12,14 @@ WHEELS := $(wildcard /opt/wheels)
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 PIP_LOCAL := $(if $(WHEELS),--find-links $(WHEELS),--extra-index-url $(TORCH_CPU_INDEX))
 
-.PHONY: help venv footage demo run test test-fast lint format lock clean bench
+.PHONY: help venv footage demo run test test-fast lint format lock clean bench evaluate train
 
 help:
 	@echo "make demo    - install, prepare the demo site and serve the dashboard (Ctrl-C stops everything)"
 	@echo "make test    - run the test suite (embedded SQLite + bundled Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make lint    - ruff (check + format) and mypy"
+	@echo "make evaluate - the model's held-out figures on ../shared/data (vtest AP, CAVIAR counting)"
+	@echo "make train   - retrain the default localizer checkpoint (5-fold fight cross-validation first)"
 	@echo "make bench   - run every bench/*.py (each prints JSON, compared with its limit measured in the same run)"
 
 venv: $(VENV)/.installed
@@ -63,6 +65,24 @@ format: venv
 # Every benchmark in turn; stdout is their JSON, one object each, stderr says which is running.
 bench: venv
 	@for f in bench/[!_]*.py; do echo "== $$f" >&2; $(PY) $$f || exit 1; done
+
+# The model's held-out figures on ../shared/data (see docs/model-card.md): person AP on vtest.avi
+# against the teacher, people counting on CAVIAR. The fight figure is cross-validated by `make train`.
+DATA ?= ../shared/data
+EVAL_DIR := var/eval
+evaluate: venv
+	@mkdir -p $(EVAL_DIR)
+	$(PY) manage.py localize $(DATA)/vtest.avi --out $(EVAL_DIR)/vtest.jsonl
+	$(PY) -m detection.evaluate detection --pred $(EVAL_DIR)/vtest.jsonl --video $(DATA)/vtest.avi \
+		--teacher-cache $(EVAL_DIR)/vtest-teacher.jsonl
+	$(PY) manage.py localize $(DATA)/caviar/OneStopEnter1front_h264.mp4 --fps 10 --out $(EVAL_DIR)/caviar.jsonl
+	$(PY) -m detection.evaluate counting --pred $(EVAL_DIR)/caviar.jsonl \
+		--gt $(DATA)/caviar/OneStopEnter1front_gt_people.csv
+
+# Retrain the default checkpoint (about an hour on 2 CPU cores): pseudo-labels, 5-fold fight
+# cross-validation, then the final model on everything but the evaluation footage.
+train: venv
+	$(PY) -m detection.train --data $(DATA) --epochs 3 --cv-epochs 2
 
 # Re-pin requirements/*.txt from the *.in files (needs the package index).
 lock: venv

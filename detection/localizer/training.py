@@ -198,15 +198,20 @@ def train(
 
 
 @torch.inference_mode()
-def frame_fight_values(model: ArgusLocalizer, cache: FeatureCache, view: View, *, min_score: float) -> list[float]:
-    """Per analysed frame of a view: the highest actor score x fighting probability (0: no actor)."""
+def frame_fight_values(
+    model: ArgusLocalizer, cache: FeatureCache, view: View, *, min_score: float
+) -> list[tuple[float, float]]:
+    """Per analysed frame of a view: the highest actor score x fighting probability, and the highest
+    fighting probability of an actor scored at least `min_score` (0 and 0: no actor)."""
     fight = model.config.actions.index("fighting")
     person = model.config.classes.index("person")
     out = forward_cached(model, cache, [(view, p, 1) for p in range(view.count)])
     values = []
-    for actors in decode(out, min_score=min_score):
-        scores = [a.score * float(a.actions[fight]) for a in actors if a.class_index == person]
-        values.append(max(scores, default=0.0))
+    for actors in decode(out, min_score=min(min_score, 0.1)):
+        people = [a for a in actors if a.class_index == person]
+        product = max((a.score * float(a.actions[fight]) for a in people), default=0.0)
+        given = max((float(a.actions[fight]) for a in people if a.score >= min_score), default=0.0)
+        values.append((product, given))
     return values
 
 
@@ -239,38 +244,53 @@ def fight_folds(views: Sequence[View], k: int, seed: int) -> list[set[str]]:
 
 
 def cross_validate(
-    config: LocalizerConfig, cache: FeatureCache, settings: TrainSettings, k: int, min_score: float
+    config: LocalizerConfig,
+    cache: FeatureCache,
+    settings: TrainSettings,
+    k: int,
+    min_score: float,
+    save_dir: Path | None = None,
 ) -> dict[str, object]:
+    """Train k models, each without one fold of the fight clips, and score that fold's clips.
+    Fold models are kept in `save_dir` (with their held-out clips) for checks with `localize`."""
     folds = fight_folds(cache.views, k, settings.seed)
-    scores: dict[str, float] = {}
+    scores: dict[str, dict[str, float]] = {"score_x_fighting": {}, "fighting_of_actors": {}}
     labels: dict[str, int] = {}
-    per_fold = []
+    per_fold: dict[str, list[float]] = {name: [] for name in scores}
     for i, held_out in enumerate(folds):
         seed_everything(settings.seed + i)
         model = fresh_model(config)
         train_views = [v for v in cache.views if v.group not in held_out]
         train(model, cache, train_views, settings, label=f"fold {i + 1}/{k}")
-        fold_scores, fold_labels = [], []
-        for view in (v for v in cache.views if v.group in held_out and v.identity):
-            scores[view.group] = clip_score(frame_fight_values(model, cache, view, min_score=min_score))
+        if save_dir is not None:
+            record = {"fold": i + 1, "folds": k, "held_out": sorted(held_out), "settings": settings.__dict__}
+            save_checkpoint(model, save_dir / f"fold{i + 1}.pt", version=f"fold{i + 1}", record=record)
+        held_views = [v for v in cache.views if v.group in held_out and v.identity]
+        for view in held_views:
+            values = frame_fight_values(model, cache, view, min_score=min_score)
+            scores["score_x_fighting"][view.group] = clip_score([v for v, _ in values])
+            scores["fighting_of_actors"][view.group] = clip_score([p for _, p in values])
             labels[view.group] = int(view.clip_label)
-            fold_scores.append(scores[view.group])
-            fold_labels.append(labels[view.group])
-        per_fold.append(round(roc_auc(fold_scores, fold_labels), 4))
-        log.info("fold %d AUC %.3f", i + 1, per_fold[-1])
-        sys.stderr.write(f"fold {i + 1}/{k}: AUC {per_fold[-1]:.3f}\n")
-    names = sorted(scores)
-    all_scores, all_labels = [scores[n] for n in names], [labels[n] for n in names]
-    accuracy = float(np.mean([(s >= 0.5) == bool(y) for s, y in zip(all_scores, all_labels, strict=True)]))
-    return {
-        "folds": k,
-        "auc_per_fold": per_fold,
-        "auc_mean_of_folds": round(float(np.mean(per_fold)), 4),
-        "auc_pooled": round(roc_auc(all_scores, all_labels), 4),
-        "accuracy_at_0.5": round(accuracy, 4),
-        "clips": len(names),
-        "scores": {n: round(scores[n], 4) for n in names},
-    }
+        for name, by_group in scores.items():
+            fold = [v.group for v in held_views]
+            per_fold[name].append(round(roc_auc([by_group[g] for g in fold], [labels[g] for g in fold]), 4))
+        shown = ", ".join(f"{name} {aucs[-1]:.3f}" for name, aucs in per_fold.items())
+        log.info("fold %d AUC: %s", i + 1, shown)
+        sys.stderr.write(f"fold {i + 1}/{k}: AUC {shown}\n")
+    names = sorted(labels)
+    truth = [labels[n] for n in names]
+    result: dict[str, object] = {"folds": k, "clips": len(names), "min_actor_score": min_score}
+    for name, by_group in scores.items():
+        values = [by_group[n] for n in names]
+        accuracy = float(np.mean([(v >= 0.5) == bool(y) for v, y in zip(values, truth, strict=True)]))
+        result[name] = {
+            "auc_per_fold": per_fold[name],
+            "auc_mean_of_folds": round(float(np.mean(per_fold[name])), 4),
+            "auc_pooled": round(roc_auc(values, truth), 4),
+            "accuracy_at_0.5": round(accuracy, 4),
+            "scores": {n: round(by_group[n], 4) for n in names},
+        }
+    return result
 
 
 def run(
@@ -282,7 +302,7 @@ def run(
     folds: int,
     cache_dir: Path,
     version: str,
-    min_score: float = 0.1,
+    min_score: float = 0.3,
     cv_epochs: int | None = None,
     extra: Sequence[Source] = (),
 ) -> dict[str, object]:
@@ -302,22 +322,28 @@ def run(
         "settings": settings.__dict__,
         "labels_version": LABELS_VERSION,
     }
-    if folds > 1:
-        cv_settings = replace(settings, epochs=cv_epochs or settings.epochs)
-        record["fight_cv"] = cross_validate(config, cache, cv_settings, folds, min_score)
+    # The final model first, so it can be evaluated while the folds train; saved again with them.
+    model = None
     if out is not None:
         seed_everything(settings.seed)
         model = fresh_model(config)
-        record["final_losses"] = {
-            k: round(v, 4) for k, v in train(model, cache, cache.views, settings, label="final").items()
-        }
+        losses = train(model, cache, cache.views, settings, label="final")
+        record["final_losses"] = {k: round(v, 4) for k, v in losses.items()}
         save_checkpoint(model, out, version=version, record=record)
+    if folds > 1:
+        cv_settings = replace(settings, epochs=cv_epochs or settings.epochs)
+        save_dir = out.parent / f"{out.stem}-folds" if out is not None else None
+        record["fight_cv"] = cross_validate(config, cache, cv_settings, folds, min_score, save_dir)
+        if model is not None and out is not None:
+            save_checkpoint(model, out, version=version, record=record)
     return record
 
 
 def print_record(record: dict[str, object]) -> None:
     shown = dict(record)
     cv = shown.get("fight_cv")
-    if isinstance(cv, dict):
-        shown["fight_cv"] = {k: v for k, v in cv.items() if k != "scores"}
+    if isinstance(cv, dict):  # per-clip scores stay in the checkpoint's record, not on screen
+        shown["fight_cv"] = {
+            k: {kk: vv for kk, vv in v.items() if kk != "scores"} if isinstance(v, dict) else v for k, v in cv.items()
+        }
     print(json.dumps(shown, indent=2, default=str))
