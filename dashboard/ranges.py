@@ -10,6 +10,8 @@ from typing import Protocol
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
+from dashboard.streaming import for_server
+
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 CHUNK = 64 * 1024
 
@@ -74,7 +76,7 @@ def ranged_file_response(request: HttpRequest, handle: Seekable, size: int, cont
         refused["Accept-Ranges"] = "bytes"
         return refused
     first, last = span if span is not None else (0, size - 1)
-    response = StreamingHttpResponse(_chunks(handle, first, last), status=206 if span else 200)
+    response = StreamingHttpResponse(for_server(request, _chunks(handle, first, last)), status=206 if span else 200)
     response["Content-Type"] = content_type
     response["Content-Length"] = str(max(0, last - first + 1))
     response["Accept-Ranges"] = "bytes"

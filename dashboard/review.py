@@ -7,7 +7,7 @@ tells whether another page follows. Nothing counts the whole table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -180,10 +180,16 @@ class TimelineRow:
     width_pct: float
 
 
+def timeline_bounds(incident: Incident, events: Sequence[Event]) -> tuple[datetime, datetime]:
+    """The span the timeline draws: the incident's and every event's, whichever is wider."""
+    first = min([incident.started_at, *(e.segment_start for e in events)])
+    last = max([incident.last_seen_at, *(e.segment_end for e in events)])
+    return first, last
+
+
 def timeline(incident: Incident, events: list[Event]) -> list[TimelineRow]:
     t0 = incident.started_at
-    first = min([t0, *(e.segment_start for e in events)])
-    last = max([incident.last_seen_at, *(e.segment_end for e in events)])
+    first, last = timeline_bounds(incident, events)
     span = max((last - first).total_seconds(), 1e-3)
 
     def pct(at: datetime) -> float:

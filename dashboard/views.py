@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.access import can_operate, require_camera, require_incident, require_site, sites_of
+from dashboard.export import zip_chunks
 from dashboard.forms import SiteSettingsForm, assignable_members
+from dashboard.playback import overlay
 from dashboard.ranges import ranged_file_response
-from dashboard.review import incident_listing, timeline
-from monitor import services
+from dashboard.review import incident_listing, timeline, timeline_bounds
+from dashboard.streaming import for_server
+from monitor import exports, services
 from monitor.live import camera_health_event, incident_event
 from monitor.media import snapshot_path
 from monitor.models import ClipStatus, Incident, Role, Site
@@ -111,6 +114,7 @@ def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
         "incident": incident,
         "events": events,
         "timeline": timeline(incident, events),
+        "timeline_span": timeline_bounds(incident, events),  # what the bars cover, for the player's playhead
         "can_operate": operates,
         "assignable": assignable_members(incident.site) if operates else [],
     }
@@ -138,6 +142,29 @@ def incident_clip(request: HttpRequest, incident_id: int) -> HttpResponseBase:
         raise Http404("the clip file is gone") from exc
     response = ranged_file_response(request, handle, size, "video/mp4")
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def incident_overlay(request: HttpRequest, incident_id: int) -> JsonResponse:
+    """The events' boxes on the clip's clock, for the player to draw over the video."""
+    incident = require_incident(request.user, incident_id)
+    response = JsonResponse(overlay(incident, list(incident.events.order_by("segment_start", "pk"))))
+    response["Cache-Control"] = "no-store"  # an incident still growing gains events
+    return response
+
+
+@login_required
+def incident_export(request: HttpRequest, incident_id: int) -> StreamingHttpResponse:
+    """A zip of the incident's record and media. Operators and admins only: an export leaves the
+    site's access control behind, so viewers, who only look, get 403; non-members 404 as ever."""
+    incident = require_incident(request.user, incident_id)
+    if not can_operate(request.user, incident.site):
+        raise PermissionDenied("exports are for the site's operators and admins")
+    export = exports.export_incident(incident.pk, request.user)
+    response = StreamingHttpResponse(for_server(request, zip_chunks(export)), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="argus-{export.stem}.zip"'
+    response["Cache-Control"] = "no-store"
     return response
 
 

@@ -15,6 +15,7 @@
       const fresh = page.getElementById("clip");
       if (response.ok && fresh && fresh.dataset.clipStatus !== "recording") {
         box.replaceWith(document.adoptNode(fresh));
+        document.dispatchEvent(new CustomEvent("argus:clip-changed")); // playback.js attaches its overlay
         return;
       }
     } catch (err) {

@@ -268,7 +268,7 @@ def test_the_incident_page_shows_a_timeline_relative_to_its_start(
         )
     page = logged_in(viewer).get(incident.get_absolute_url()).content.decode()
     assert "Track 1 · present" in page and "0.0 s → 4.0 s" in page and "2.5 s → 5.0 s" in page
-    assert "left: 50.00%; width: 50.00%" in page
+    assert '<rect class="tl-bar" x="50.00%" y="1" width="50.00%"' in page
 
 
 def test_the_camera_health_page_shows_every_camera_in_the_sites_time_zone(
