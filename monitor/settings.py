@@ -7,6 +7,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from monitor.csp import CSP
 from monitor.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "monitor.csp.ContentSecurityPolicyMiddleware",  # Django 6.0's own once Argus is on Python 3.12
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -64,6 +66,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "monitor.csp.context_processor",  # csp_nonce
             ],
         },
     },
@@ -137,6 +140,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 # Serve static files from the app folders too, so a run without `collectstatic` still has its CSS/JS.
 WHITENOISE_USE_FINDERS = True
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "dashboard.vendor.VendorFinder",  # plotly.min.js from the pinned plotly package, no CDN
+]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
@@ -189,6 +197,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Camera analysis.
+# auto: the localizer (detection/localizer) when its default checkpoint loads in the worker, else
+# ssdlite, else hog, each fallback logged; the web process never loads a model to decide it.
 ARGUS_DETECTOR = env_str("ARGUS_DETECTOR", "auto")
 ARGUS_CAMERA_SLICE_SECONDS = env_int("ARGUS_CAMERA_SLICE_SECONDS", 300, minimum=5)
 ARGUS_CAMERA_LEASE_SECONDS = env_int("ARGUS_CAMERA_LEASE_SECONDS", 30, minimum=5)
@@ -240,8 +250,52 @@ if _LONGEST_SEND_S >= ARGUS_NOTIFY_LEASE_SECONDS:
 # A beat pass stops claiming rows after this long and leaves the rest to the next pass.
 ARGUS_RELAY_PASS_SECONDS = env_float("ARGUS_RELAY_PASS_SECONDS", 60.0, minimum=1.0)
 
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS (`manage.py check --deploy` passes with the defaults). Users reach Argus over HTTPS,
+# directly or through a TLS proxy, unless DEBUG; SECURE_COOKIES=0, the older switch for a plain-HTTP
+# demo, turns HTTPS off as well.
+ARGUS_HTTPS = env_bool("ARGUS_HTTPS", env_bool("SECURE_COOKIES", not DEBUG))
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", ARGUS_HTTPS)
+# A proxy in front ends TLS and says so in X-Forwarded-Proto (it must overwrite the client's).
+# Believed by default when Argus was told a proxy is there (ARGUS_TRUSTED_PROXY_HOPS).
+if env_bool("ARGUS_TLS_PROXY", ARGUS_TRUSTED_PROXY_HOPS > 0):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS: a year, this host and the hosts under it. The preload directive alone enrols nothing:
+# submitting the domain to the browsers' list does.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if ARGUS_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ARGUS_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+# The dashboard's scripts read the token from the page's form, never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# The WebSocket re-checks its session, user and membership this often (a disabled account's
+# sockets are closed at once by monitor.accounts; this catches everything else).
+ARGUS_WS_RECHECK_SECONDS = env_float("ARGUS_WS_RECHECK_SECONDS", 30.0, minimum=0.1)
+
+# Content-Security-Policy (monitor/csp.py): only our own scripts, styles and connections, plus
+# inline ones that carry the page's nonce; no eval, no plugins, no framing.
+SECURE_CSP: dict[str, list[str]] = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "media-src": [CSP.SELF, "blob:"],
+    "font-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],  # fetch, and the site WebSocket (ws:/wss: of the same host)
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+SECURE_CSP_REPORT_ONLY: dict[str, list[str]] = {}
+# Report-only: browsers log what the policy would block, and block nothing (for a cautious rollout).
+if env_bool("ARGUS_CSP_REPORT_ONLY", False):
+    SECURE_CSP, SECURE_CSP_REPORT_ONLY = {}, SECURE_CSP
 
 LOGGING = {
     "version": 1,

@@ -3,6 +3,8 @@ another site's id gives an empty list rather than an error that would confirm th
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters as filters
 from django import forms
 from drf_spectacular.types import OpenApiTypes
@@ -14,6 +16,12 @@ from monitor.models import Delivery, Incident, Severity
 @extend_schema_field(OpenApiTypes.INT)
 class IdFilter(filters.NumberFilter):
     field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Ids are 64-bit columns: a bigger number is a 400 here, not an overflow in the database.
+        kwargs.setdefault("min_value", -(2**63))
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
 
 
 class IncidentFilter(filters.FilterSet):

@@ -402,7 +402,10 @@ class TransitionInput(serializers.Serializer):
 
 class AssignInput(serializers.Serializer):
     assignee = serializers.IntegerField(
-        allow_null=True, help_text="User id of an operator or admin of the incident's site; null unassigns."
+        allow_null=True,
+        min_value=1,
+        max_value=2**63 - 1,  # beyond a 64-bit id: a 400 here, not an overflow in the database
+        help_text="User id of an operator or admin of the incident's site; null unassigns.",
     )
 
 

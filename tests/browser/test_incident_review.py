@@ -84,7 +84,7 @@ def test_an_operator_filters_the_list_opens_an_incident_and_assigns_it(
 
     page.select_option("#assignee-select", label="dana (Operator)")
     page.click("#assign-form button")
-    page.wait_for_function("document.getElementById('assignee').textContent.trim() === 'dana'")
+    page.wait_for_function("() => document.getElementById('assignee').textContent.trim() === 'dana'")
     page.screenshot(path=str(ARTIFACTS / "incident-assigned.png"), full_page=True)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the ORM refuses Playwright's event-loop thread
         assigned = pool.submit(

@@ -65,7 +65,7 @@ def test_a_live_alert_from_real_footage_reaches_the_dashboard_and_its_incident_p
     enable_cameras(demo_site)  # the beat dispatches the camera within a second
 
     # Live detections first: the camera tile counts the people the worker reports.
-    page.wait_for_function("document.querySelector('.camera').dataset.actors > 0", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('.camera').dataset.actors > 0", timeout=60_000)
     alert = page.wait_for_selector(".alert.new[data-incident-id]", timeout=60_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "live-wall.png"))

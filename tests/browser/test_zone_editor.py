@@ -114,7 +114,7 @@ def test_an_admin_draws_a_zone_and_gives_it_a_rule_seeing_the_models_messages(
     shot(page, "wall-editor-link.png")
     link.click()
     page.wait_for_selector("#editor[data-ready=true]")
-    page.wait_for_function("document.getElementById('snapshot').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('snapshot').naturalWidth > 0")
 
     # A self-crossing area: the API answers with the model's message, shown under the form.
     draw_area(page, [(0.1, 0.4), (0.5, 0.9), (0.5, 0.4), (0.1, 0.9)], close_with_enter=True)

@@ -60,3 +60,4 @@ async def test_a_foreign_origin_is_refused(viewer: User, site: Site) -> None:
     comm.scope["user"] = viewer
     connected, _ = await comm.connect()
     assert not connected
+    await comm.disconnect()  # as Daphne does; else the refused consumer's pending Redis read stalls the teardown
