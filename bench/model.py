@@ -101,9 +101,9 @@ def _sync(device: torch.device) -> None:
 
 def backbone_limit(backend: LocalizerBackend, images: list[np.ndarray], batch: int) -> Callable[[int], int]:
     cfg = backend.config
-    box = fit_letterbox(images[0].shape[1], images[0].shape[0], cfg.input_width, cfg.input_height)
+    box = fit_letterbox(images[0].shape[1], images[0].shape[0], cfg.infer_width, cfg.infer_height)
     tensors = [
-        torch.from_numpy(to_tensor_rgb([apply_letterbox(img, box, cfg.input_width, cfg.input_height)] * batch)).to(
+        torch.from_numpy(to_tensor_rgb([apply_letterbox(img, box, cfg.infer_width, cfg.infer_height)] * batch)).to(
             backend.device
         )
         for img in images[:8]
@@ -208,7 +208,7 @@ def main() -> None:
         "bench": "model",
         "what": "analysed frames/s of the localizer's streams (one camera; 4 cameras batched; 4 one by one) "
         "vs a bare backbone forward on one letterboxed frame; decoding excluded (decode_fps: on its own)",
-        "config": vars(args) | {"input": [cfg.input_width, cfg.input_height], "clip_len": cfg.clip_len},
+        "config": vars(args) | {"input": [cfg.infer_width, cfg.infer_height], "clip_len": cfg.clip_len},
         "model": weights,
         "footage": footage,
         "targets": TARGETS,

@@ -69,6 +69,7 @@ class LocalizeOptions:
     min_score: float = DEFAULT_MIN_SCORE  # actors written: tracks whose latest score reaches this
     max_frames: int | None = None  # stop after this many analysed frames
     progress: bool = True  # a progress line on stderr
+    input_size: tuple[int, int] | None = None  # (width, height) network canvas; None: the checkpoint's
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,14 @@ def _load_backend(options: LocalizeOptions) -> LocalizerBackend:
     if options.device and options.device.startswith("cuda") and not torch.cuda.is_available():
         raise LocalizeError("--device cuda: CUDA is not available on this machine")
     try:
-        return LocalizerBackend.load(options.checkpoint, device=options.device)
+        backend = LocalizerBackend.load(options.checkpoint, device=options.device)
     except CheckpointError as exc:
         raise LocalizeError(f"bad checkpoint: {_one_line(exc)}") from exc
     except RuntimeError as exc:  # e.g. an unknown device name
         raise LocalizeError(f"cannot load the model: {_one_line(exc)}") from exc
+    if options.input_size:
+        backend.config.infer_width, backend.config.infer_height = options.input_size
+    return backend
 
 
 def _one_line(exc: BaseException) -> str:
@@ -363,8 +367,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-score", type=float, default=DEFAULT_MIN_SCORE, help="least actor score written (default %(default)s)"
     )
+    parser.add_argument(
+        "--input-size",
+        type=_input_size,
+        default=None,
+        metavar="WxH",
+        help="network canvas, multiples of 32 (default: the checkpoint's, 512x384)",
+    )
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many analysed frames")
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 512x384") from None
+    if width <= 0 or height <= 0 or width % 32 or height % 32:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be positive multiples of 32")
+    return width, height
 
 
 def _positive_float(text: str) -> float:
@@ -382,6 +403,7 @@ def options_from(args: Mapping[str, Any]) -> LocalizeOptions:
         min_score=args["min_score"],
         max_frames=args["max_frames"],
         progress=not args["quiet"],
+        input_size=args.get("input_size"),
     )
 
 

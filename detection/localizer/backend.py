@@ -66,10 +66,10 @@ class LocalizerBackend:
         if not items:
             return []
         cfg = self.config
-        boxes = [fit_letterbox(img.shape[1], img.shape[0], cfg.input_width, cfg.input_height) for _, img in items]
+        boxes = [fit_letterbox(img.shape[1], img.shape[0], cfg.infer_width, cfg.infer_height) for _, img in items]
         batch = to_tensor_rgb(
             [
-                apply_letterbox(img, lb, cfg.input_width, cfg.input_height)
+                apply_letterbox(img, lb, cfg.infer_width, cfg.infer_height)
                 for (_, img), lb in zip(items, boxes, strict=True)
             ]
         )

@@ -69,7 +69,7 @@ class HeadsGraph(nn.Module):
 def example_inputs(model: ArgusLocalizer, batch: int = 2) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Inputs of the right shapes for both graphs (batch > 1, so the batch axis stays dynamic)."""
     cfg = model.config
-    height, width = cfg.input_height, cfg.input_width
+    height, width = cfg.infer_height, cfg.infer_width
     images = torch.rand(batch, 3, height, width)
     prev_gray = torch.rand(batch, 1, height // 4, width // 4)
     f2d = torch.rand(batch, cfg.neck_channels, height // 8, width // 8)

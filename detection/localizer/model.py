@@ -25,8 +25,12 @@ MEMORY_STRIDE = 16
 
 @dataclass
 class LocalizerConfig:
-    input_height: int = 240  # letterboxed network input (multiple of 32)
+    input_height: int = 240  # letterboxed training canvas (multiple of 32)
     input_width: int = 320
+    # Letterboxed canvas at inference. The network is fully convolutional, so it may differ from the
+    # training canvas: trained on footage where people are large, it needs small people enlarged.
+    infer_height: int = 384
+    infer_width: int = 512
     clip_len: int = 8  # T: memories the temporal branch reads, newest last
     neck_channels: int = 64  # 2D branch width at stride 8
     memory_channels: int = 32  # learned channels kept per frame for the temporal branch

@@ -10,7 +10,7 @@ from torch import nn
 from detection.localizer.checkpoint import save_checkpoint
 from detection.localizer.model import ArgusLocalizer, LocalizerConfig
 
-SMALL = LocalizerConfig(input_height=64, input_width=96)  # 8x12 head cells: fast on a shared CPU
+SMALL = LocalizerConfig(input_height=64, input_width=96, infer_height=64, infer_width=96)  # 8x12 head cells: fast
 
 
 def random_model(config: LocalizerConfig = SMALL, *, seed: int = 0, heat_bias: float | None = None) -> ArgusLocalizer:

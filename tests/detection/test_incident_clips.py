@@ -54,6 +54,9 @@ def clip_updates(pushes: mock.Mock, incident: Incident) -> list[dict]:
 def test_analysing_real_footage_records_a_playable_clip_of_pre_plus_post_roll(
     footage_camera: Camera, rule: AlertRule, pushes: mock.Mock, media: Path
 ) -> None:
+    # The rule fires well after the first frame, so the whole pre-roll is in the buffer (a tracker
+    # that confirms people sooner must not shorten the clip this test measures).
+    AlertRule.objects.filter(pk=rule.pk).update(min_duration_s=2.5)
     tasks.analyse(footage_camera, "test-worker", realtime=False, max_frames=40)  # 10 s of the plaza
 
     incident = Incident.objects.get()

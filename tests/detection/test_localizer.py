@@ -397,8 +397,8 @@ def test_auto_falls_back_to_ssdlite_with_a_warning_without_a_checkpoint(
     assert "localizer detector unavailable" in caplog.text and "no such checkpoint" in caplog.text
 
 
-def test_the_localizer_reads_its_input_size_from_the_checkpoint(tmp_path: Path) -> None:
-    config = LocalizerConfig(input_height=96, input_width=128, clip_len=4)
+def test_the_localizer_reads_its_inference_size_from_the_checkpoint(tmp_path: Path) -> None:
+    config = LocalizerConfig(input_height=64, input_width=96, infer_height=96, infer_width=128, clip_len=4)
     backend = LocalizerBackend.load(write_random_checkpoint(tmp_path / "m.pt", config), device="cpu")
     stream = backend.stream()
     for image in rng_frames(6, seed=4, height=50, width=70):
