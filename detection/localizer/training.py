@@ -167,7 +167,8 @@ def train(
     grid = (cfg.input_height // 8, cfg.input_width // 8)
     model.train()
     model.backbone.eval()  # frozen statistics
-    step, started, running = 0, time.monotonic(), {}
+    step, started = 0, time.monotonic()
+    running: dict[str, float] = {}
     for _epoch in range(settings.epochs):
         rng.shuffle(samples)
         for i in range(0, len(samples) - settings.batch_size + 1, settings.batch_size):
@@ -281,12 +282,12 @@ def cross_validate(
     truth = [labels[n] for n in names]
     result: dict[str, object] = {"folds": k, "clips": len(names), "min_actor_score": min_score}
     for name, by_group in scores.items():
-        values = [by_group[n] for n in names]
-        accuracy = float(np.mean([(v >= 0.5) == bool(y) for v, y in zip(values, truth, strict=True)]))
+        clip_scores = [by_group[n] for n in names]
+        accuracy = float(np.mean([(v >= 0.5) == bool(y) for v, y in zip(clip_scores, truth, strict=True)]))
         result[name] = {
             "auc_per_fold": per_fold[name],
             "auc_mean_of_folds": round(float(np.mean(per_fold[name])), 4),
-            "auc_pooled": round(roc_auc(values, truth), 4),
+            "auc_pooled": round(roc_auc(clip_scores, truth), 4),
             "accuracy_at_0.5": round(accuracy, 4),
             "scores": {n: round(by_group[n], 4) for n in names},
         }
