@@ -3,10 +3,13 @@ another site's id gives an empty list rather than an error that would confirm th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters as filters
 from django import forms
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -24,6 +27,25 @@ class IdFilter(filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, handed to the database in UTC: an offset Postgres cannot store (beyond
+    +-15:59, which ISO allows) or a time that leaves the calendar when moved to UTC is a 400."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("This time is out of range.", code="invalid") from None
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class IncidentFilter(filters.FilterSet):
     site = IdFilter(field_name="site_id")
     camera = IdFilter(field_name="camera_id")
@@ -32,8 +54,8 @@ class IncidentFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=Incident.Status.choices, help_text="Repeat for several.")
     severity = filters.MultipleChoiceFilter(choices=Severity.choices, help_text="Repeat for several.")
     kind = filters.CharFilter(help_text="rule, or camera_offline")
-    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = Incident
@@ -49,8 +71,8 @@ class EventFilter(filters.FilterSet):
         field_name="incident__status", choices=Incident.Status.choices, help_text="false_alarm: feedback data."
     )
     track_id = filters.CharFilter()
-    started_after = filters.IsoDateTimeFilter(field_name="segment_start", lookup_expr="gte")
-    started_before = filters.IsoDateTimeFilter(field_name="segment_start", lookup_expr="lt")
+    started_after = UtcIsoDateTimeFilter(field_name="segment_start", lookup_expr="gte")
+    started_before = UtcIsoDateTimeFilter(field_name="segment_start", lookup_expr="lt")
 
 
 class FalseAlarmFilter(filters.FilterSet):
@@ -58,8 +80,8 @@ class FalseAlarmFilter(filters.FilterSet):
     camera = IdFilter(field_name="camera_id")
     rule = IdFilter(field_name="rule_id")
     incident = IdFilter(field_name="incident_id")
-    started_after = filters.IsoDateTimeFilter(field_name="segment_start", lookup_expr="gte")
-    started_before = filters.IsoDateTimeFilter(field_name="segment_start", lookup_expr="lt")
+    started_after = UtcIsoDateTimeFilter(field_name="segment_start", lookup_expr="gte")
+    started_before = UtcIsoDateTimeFilter(field_name="segment_start", lookup_expr="lt")
 
 
 class DeliveryFilter(filters.FilterSet):
