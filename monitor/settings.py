@@ -155,14 +155,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # channels_redis blocks 5 s per receive; redis-py 8 also times reads out at 5 s by default, so
-        # the two raced and dropped live sockets every few seconds. Reads may wait longer than a receive.
-        "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
-            "capacity": 500,
-            "expiry": 30,
-        },
+        # See monitor/channel_layer.py: a receive that blocks less than redis-py's read timeout.
+        "BACKEND": "monitor.channel_layer.ArgusChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 30},
     }
 }
 

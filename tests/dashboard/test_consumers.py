@@ -44,12 +44,16 @@ async def test_a_member_receives_pushes_for_their_site(viewer: User, site: Site)
 
 
 async def test_an_outsider_is_refused(outsider: User, site: Site) -> None:
-    connected, code = await communicator(outsider, site).connect()
+    comm = communicator(outsider, site)
+    connected, code = await comm.connect()
+    await comm.disconnect()  # as Daphne does: ends the refused consumer's channel-layer receive
     assert not connected and code == 4403
 
 
 async def test_an_anonymous_visitor_is_refused(site: Site) -> None:
-    connected, _ = await communicator(None, site).connect()
+    comm = communicator(None, site)
+    connected, _ = await comm.connect()
+    await comm.disconnect()
     assert not connected
 
 
