@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -98,7 +98,7 @@ class Supervisor:
         self.failures = 0  # failed attempts since frames last flowed
         self.outcome = ""
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self) -> Generator[Frame]:
         while True:
             try:
                 yield from self._connection()

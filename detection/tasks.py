@@ -19,18 +19,21 @@ from django.conf import settings
 from detection import pipeline
 from detection.detectors import load_detector
 from detection.geometry import GeometryError
+from detection.recorded import estimated_frames, recording_frames
 from detection.recording import ClipRecorder
 from detection.render import draw_boxes, encode_jpeg, write_atomically
 from detection.rules import RuleHit, ZoneRuleSpec, normalize_box
-from detection.sources import SourceOptions, UnsupportedSource, iter_frames, local_path
+from detection.sources import SourceError, SourceOptions, UnsupportedSource, iter_frames, local_path
 from detection.supervisor import Health, Supervisor, SupervisorConfig
 from detection.tracker import Track
 from detection.types import Detector, Frame
-from monitor import services
+from monitor import services, video_jobs
+from monitor.celery import BoundedDeliveryTask
 from monitor.clips import recorder_for
+from monitor.db_outage import through_outage
 from monitor.live import CameraActivity, publish_now, site_group
 from monitor.media import snapshot_path
-from monitor.models import AlertRule, Camera
+from monitor.models import AlertRule, Camera, VideoJob
 from monitor.rule_specs import spec_for
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,13 @@ def rule_specs(camera: Camera) -> list[ZoneRuleSpec]:
         except (ValueError, GeometryError) as exc:  # saved around clean() (shell, a bulk update)
             log.error("camera %s: rule %s is not usable and is skipped: %s", camera.pk, rule.pk, exc)
     return specs
+
+
+def hit_poster(frame: Frame, hits: Sequence[RuleHit], tracks: Sequence[Track]) -> bytes | None:
+    """The frame with the boxes of the tracks that fired drawn on it (None when none is in view)."""
+    fired = {h.track_id for h in hits}
+    boxes = [(t.box, f"{t.label} #{t.id}") for t in tracks if t.id in fired]
+    return encode_jpeg(draw_boxes(frame.image, boxes, highlight=True)) if boxes else None
 
 
 def _actors(tracks: Sequence[Track], width: int, height: int) -> list[dict[str, object]]:
@@ -123,10 +133,8 @@ class DjangoSink:
         self.snapshot_version += 1
 
     def on_hits(self, frame: Frame, hits: Sequence[RuleHit], tracks: Sequence[Track]) -> None:
-        fired = {h.track_id for h in hits}
-        boxes = [(t.box, f"{t.label} #{t.id}") for t in tracks if t.id in fired]
-        poster = encode_jpeg(draw_boxes(frame.image, boxes, highlight=True)) if boxes else None
-        opened = services.record_rule_hits(self.camera_id, hits, poster)
+        poster = hit_poster(frame, hits, tracks)
+        opened = through_outage(services.record_rule_hits, self.camera_id, hits, poster)
         self._start_clips(opened, frame, has_poster=poster is not None)
 
     def _start_clips(self, incident_ids: Sequence[int], frame: Frame, *, has_poster: bool) -> None:
@@ -142,7 +150,10 @@ class DjangoSink:
 
     def keep_going(self, stats: pipeline.LoopStats) -> bool:
         frame_time = self.last_frame_at.time if self.last_frame_at else None
-        if not services.renew_camera_lease(self.camera_id, self.owner, fps=stats.fps, last_frame_at=frame_time):
+        renewed = through_outage(
+            services.renew_camera_lease, self.camera_id, self.owner, fps=stats.fps, last_frame_at=frame_time
+        )
+        if not renewed:
             log.warning("camera %s: lease lost, stopping", self.camera_id)
             self.lease_lost = True
             return False
@@ -181,6 +192,7 @@ def source_options(camera: Camera, *, realtime: bool) -> SourceOptions:
         read_timeout_s=min(camera.stall_timeout_s, limit_s),
         rtsp_transport=settings.ARGUS_RTSP_TRANSPORT,
         hwaccel=settings.ARGUS_HWACCEL,
+        max_pixels=settings.ARGUS_MAX_SOURCE_PIXELS,
     )
 
 
@@ -242,7 +254,7 @@ def resume_state(camera_id: int, rules: list[ZoneRuleSpec]) -> pipeline.CameraSt
         return None
 
 
-@shared_task(bind=True, ignore_result=True)
+@shared_task(bind=True, ignore_result=True, base=BoundedDeliveryTask)
 def analyse_camera(self: object, camera_id: int, token: str | None = None) -> str:
     """Analyse one camera for a time slice while holding its lease, then hand it to the next task."""
     request = getattr(self, "request", None)
@@ -279,3 +291,94 @@ def dispatch_cameras() -> int:
     analyses and whose retry time has come."""
     services.sweep_unwatched_cameras()
     return sum(dispatch_camera(camera_id) for camera_id in services.cameras_due_for_dispatch())
+
+
+# --- Recorded videos ------------------------------------------------------------------------
+
+
+class VideoJobSink:
+    """Writes a recorded video's rule hits and progress; waits out a database outage in place."""
+
+    def __init__(self, job: VideoJob, owner: str, frames_total: int | None) -> None:
+        self.job_id, self.camera_id, self.owner = job.pk, job.camera_id, owner
+        self.frames_total = frames_total
+        self.frames = 0
+        self.hits = 0
+        self.lease_lost = False
+
+    def on_frame(self, frame: Frame, tracks: Sequence[Track]) -> None:
+        self.frames += 1
+
+    def on_hits(self, frame: Frame, hits: Sequence[RuleHit], tracks: Sequence[Track]) -> None:
+        through_outage(services.record_rule_hits, self.camera_id, hits, hit_poster(frame, hits, tracks))
+        self.hits += len(hits)
+
+    def keep_going(self, stats: pipeline.LoopStats) -> bool:
+        mine = through_outage(
+            video_jobs.renew, self.job_id, self.owner, frames_done=self.frames, frames_total=self.frames_total
+        )
+        self.lease_lost = not mine
+        return mine
+
+
+def recording_options(camera: Camera, fps: float) -> SourceOptions:
+    options = source_options(camera, realtime=False)
+    return SourceOptions(
+        fps=fps,
+        open_timeout_s=options.open_timeout_s,
+        read_timeout_s=options.read_timeout_s,
+        hwaccel=options.hwaccel,
+        max_pixels=options.max_pixels,
+    )
+
+
+def run_video_job(job: VideoJob, owner: str) -> VideoJobSink:
+    """Analyse the whole file from its first frame; raises SourceError when it cannot be read."""
+    rules = rule_specs(job.camera)
+    state = pipeline.new_state(worker_detector(), rules)
+    sink = VideoJobSink(job, owner, estimated_frames(job.source, job.analysis_fps))
+    frames = recording_frames(job.source, job.recorded_at, recording_options(job.camera, job.analysis_fps))
+    try:
+        pipeline.run(frames, state, sink)
+    finally:
+        frames.close()
+    return sink
+
+
+class VideoJobTask(BoundedDeliveryTask):
+    """A job whose task keeps killing its worker is failed, with the reason, when Celery gives up on it."""
+
+    def on_gave_up(self, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        job_id = args[0] if args else kwargs.get("job_id")
+        reason = f"gave up after {settings.ARGUS_TASK_MAX_DELIVERIES} deliveries: its worker was lost each time"
+        if isinstance(job_id, int):
+            video_jobs.fail(job_id, reason)
+
+
+@shared_task(bind=True, ignore_result=True, base=VideoJobTask)
+def analyse_video(self: object, job_id: int) -> str:
+    """Run one video job to the end, unless another worker has it or it is already finished."""
+    request = getattr(self, "request", None)
+    task_id = getattr(request, "id", None) or "eager"
+    owner = _owner(task_id)
+    job = video_jobs.claim(job_id, owner, task_id)
+    if job is None:
+        return "not ours"
+    log.info("video job %s: run %d of %s", job_id, job.attempts, job.source)
+    try:
+        sink = run_video_job(job, owner)
+    except SourceError as exc:  # an unreadable file does not get better by retrying
+        through_outage(video_jobs.fail, job_id, str(exc), owner=owner)
+        log.warning("video job %s failed: %s", job_id, exc)
+        return "failed"
+    if sink.lease_lost:
+        return "lease lost"
+    through_outage(video_jobs.finish, job_id, owner, frames_done=sink.frames, hits=sink.hits)
+    log.info("video job %s done: %d frames, %d rule hits", job_id, sink.frames, sink.hits)
+    return "done"
+
+
+@shared_task(ignore_result=True)
+def sweep_video_jobs() -> int:
+    """Beat: re-send lost video job tasks and re-queue the jobs of dead workers."""
+    return len(video_jobs.sweep())

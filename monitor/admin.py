@@ -15,6 +15,7 @@ from monitor.models import (
     Membership,
     NotificationChannel,
     Site,
+    VideoJob,
     Zone,
 )
 from monitor.uploads import check_video_upload, store_video_upload
@@ -202,3 +203,21 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False  # the audit log is append-only
+
+
+@admin.register(VideoJob)
+class VideoJobAdmin(admin.ModelAdmin):
+    """Read-only: jobs are queued with `manage.py analyse_video`; workers own their state."""
+
+    list_display = ["id", "camera", "source", "status", "progress_shown", "attempts", "hits", "recorded_at", "error"]
+    list_filter = ["status", "camera__site"]
+
+    @admin.display(description="progress")
+    def progress_shown(self, job: VideoJob) -> str:
+        return f"{job.progress:.0%}" if job.progress is not None else f"{job.frames_done} frames"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

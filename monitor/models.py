@@ -521,6 +521,57 @@ class Event(models.Model):
         return f"{self.actor_class} {self.action} track {self.track_id}"
 
 
+class VideoJob(models.Model):
+    """A recorded video analysed once against a camera's zones and rules (footage for review, an
+    export from another system). Its timeline starts at `recorded_at`, so a re-run after a worker
+    died writes the same events (they are keyed by camera, track and segment start) and never doubles them.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="video_jobs")
+    source = models.CharField(max_length=1000, help_text="Path of the video file, readable by the workers.")
+    recorded_at = models.DateTimeField(help_text="Wall-clock time of the video's first frame.")
+    analysis_fps = models.FloatField(validators=[MinValueValidator(0.1), MaxValueValidator(30.0)])
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Runs started; a job whose worker dies too often fails."
+    )
+    frames_done = models.PositiveIntegerField(default=0)
+    frames_total = models.PositiveIntegerField(null=True, blank=True, help_text="Estimated from the file's duration.")
+    hits = models.PositiveIntegerField(default=0, help_text="Rule hits written by the run that finished.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When its task was last sent to the broker.")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When its latest run started.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Exactly one worker runs a job: it holds this lease and renews it while alive.
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_task = models.CharField(max_length=200, blank=True, help_text="Celery task id of the lease holder.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="videojob_status_lease")]
+
+    def __str__(self) -> str:
+        return f"video job #{self.pk} on {self.camera}: {self.status}"
+
+    @property
+    def progress(self) -> float | None:
+        """0..1 of the estimated frames; None while the length is unknown."""
+        if not self.frames_total:
+            return None
+        return min(1.0, self.frames_done / self.frames_total)
+
+
 class Delivery(models.Model):
     """Outbox row: one per incident x channel, written in the incident's transaction."""
 

@@ -77,6 +77,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'argus.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        # A persistent connection is checked before a request reuses it, so one that died with a
+        # database restart is replaced instead of failing the request (0 = a new one per request).
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -179,6 +182,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "detection.tasks.dispatch_cameras",
         "schedule": env_float("ARGUS_DISPATCH_EVERY_SECONDS", 5.0),
     },
+    "sweep-video-jobs": {
+        "task": "detection.tasks.sweep_video_jobs",
+        "schedule": env_float("ARGUS_DISPATCH_EVERY_SECONDS", 5.0),
+    },
     "apply-retention": {
         "task": "monitor.tasks.apply_retention",
         "schedule": env_float("ARGUS_RETENTION_EVERY_SECONDS", 3600.0),
@@ -198,11 +205,22 @@ ARGUS_DETECTOR = env_str("ARGUS_DETECTOR", "auto")
 ARGUS_CAMERA_SLICE_SECONDS = env_int("ARGUS_CAMERA_SLICE_SECONDS", 300, minimum=5)
 ARGUS_CAMERA_LEASE_SECONDS = env_int("ARGUS_CAMERA_LEASE_SECONDS", 30, minimum=5)
 ARGUS_CAMERA_RETRY_MAX_SECONDS = env_int("ARGUS_CAMERA_RETRY_MAX_SECONDS", 300, minimum=1)
+# Recorded videos (monitor/video_jobs.py): a run renews its lease this often / 3; a job whose worker
+# died this many times is failed; a queued job nobody took within REQUEUE seconds is sent again.
+ARGUS_VIDEO_JOB_LEASE_SECONDS = env_int("ARGUS_VIDEO_JOB_LEASE_SECONDS", 30, minimum=3)
+ARGUS_VIDEO_JOB_MAX_ATTEMPTS = env_int("ARGUS_VIDEO_JOB_MAX_ATTEMPTS", 3, minimum=1)
+ARGUS_VIDEO_JOB_REQUEUE_SECONDS = env_int("ARGUS_VIDEO_JOB_REQUEUE_SECONDS", 300, minimum=1)
+# How long a worker waits for an unreachable database (retrying, holding its place in the video)
+# before it gives the run up; the run is re-queued once the database is back.
+ARGUS_DB_OUTAGE_TOLERANCE_SECONDS = env_float("ARGUS_DB_OUTAGE_TOLERANCE_SECONDS", 120.0, minimum=0.0)
 # A worker reconnects a dropped camera itself, waiting at most this long between attempts (full
 # jitter below it), so a camera is back within a few seconds of its server's return.
 ARGUS_CAMERA_RECONNECT_MAX_SECONDS = env_float("ARGUS_CAMERA_RECONNECT_MAX_SECONDS", 3.0, minimum=0.1)
 # Opening a stream gives up after this (reads give up after the camera's stall timeout).
 ARGUS_SOURCE_OPEN_TIMEOUT_SECONDS = env_float("ARGUS_SOURCE_OPEN_TIMEOUT_SECONDS", 10.0, minimum=0.5)
+# A video whose declared picture (width * height) is larger than this is refused before decoding
+# (a hostile or broken header could make the decoder allocate gigabytes). Default: 8K UHD.
+ARGUS_MAX_SOURCE_PIXELS = env_int("ARGUS_MAX_SOURCE_PIXELS", 7680 * 4320, minimum=1)
 # RTSP over tcp (survives NAT and loss) or udp; a server that refuses TCP is retried over UDP.
 ARGUS_RTSP_TRANSPORT = env_choice("ARGUS_RTSP_TRANSPORT", "tcp", ("tcp", "udp"))
 # Hardware decoding on GPU workers: an FFmpeg device type (cuda, vaapi, qsv, ...); empty = software.
