@@ -12,11 +12,12 @@ WHEELS := $(wildcard /opt/wheels)
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 PIP_LOCAL := $(if $(WHEELS),--find-links $(WHEELS),--extra-index-url $(TORCH_CPU_INDEX))
 
-.PHONY: help venv footage demo run test test-fast lint format lock clean bench evaluate train
+.PHONY: help venv footage demo run test test-fast lint format lock clean bench evaluate train faults
 
 help:
 	@echo "make demo    - install, prepare the demo site and serve the dashboard (Ctrl-C stops everything)"
 	@echo "make test    - run the test suite (embedded SQLite + bundled Redis unless DATABASE_URL/REDIS_URL are set)"
+	@echo "make faults  - the fault suite on private Postgres/Redis (kills workers, restarts servers)"
 	@echo "make lint    - ruff (check + format) and mypy"
 	@echo "make evaluate - the model's held-out figures on ../shared/data (vtest AP, CAVIAR counting)"
 	@echo "make train   - retrain the default localizer checkpoint (5-fold fight cross-validation first)"
@@ -51,6 +52,11 @@ demo: venv footage .env
 
 test: venv footage
 	scripts/with-redis $(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault suite (tests/faults): workers killed, Redis restarted, Postgres stopped, hostile input,
+# a full disk. It runs on a private Postgres and Redis that it starts, stops and removes itself.
+faults: venv footage
+	$(PY) -m tests.faults.stack -- $(PY) -m pytest tests/faults -s -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

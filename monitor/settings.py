@@ -107,7 +107,8 @@ REST_FRAMEWORK = {
     # Every API view narrows this to site roles (dashboard.api.scoping.SiteRolePermission).
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser, but NaN, 1e999 and 10,000-deep nesting are a 400 instead of a 500.
+    "DEFAULT_PARSER_CLASSES": ["dashboard.api.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "dashboard.api.pagination.NewestFirst",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -174,6 +175,9 @@ ARGUS_TASK_MAX_DELIVERIES = env_int("ARGUS_TASK_MAX_DELIVERIES", 3, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Longer than the longest task (a camera slice), else Redis redelivers a task still running.
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    # Priorities 0 (first) to 9 within a queue: live cameras, then re-runs, then new video jobs.
+    "priority_steps": list(range(10)),
+    "queue_order_strategy": "priority",
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -70,15 +70,21 @@ def create_video_job(
     return job
 
 
-def _enqueue(job_id: int) -> None:
+# Redis priorities, 0 first: live cameras (sent without one) before a re-run of a job cut short,
+# before a job that has not started. A re-run never waits behind the whole backlog of new jobs.
+RERUN_PRIORITY = 3
+NEW_JOB_PRIORITY = 6
+
+
+def _enqueue(job_id: int, priority: int = NEW_JOB_PRIORITY) -> None:
     from detection.tasks import analyse_video  # the task module needs the worker's imports
 
-    analyse_video.delay_on_commit(job_id)
+    transaction.on_commit(lambda: analyse_video.apply_async((job_id,), priority=priority))
 
 
-def _send(job_id: int) -> None:
+def _send(job_id: int, priority: int) -> None:
     VideoJob.objects.filter(pk=job_id).update(queued_at=timezone.now())
-    _enqueue(job_id)
+    _enqueue(job_id, priority)
 
 
 def _claimable(now: datetime, task_id: str) -> Q:
@@ -185,7 +191,8 @@ def sweep() -> list[int]:
         lost = VideoJob.objects.select_for_update(skip_locked=True).filter(
             Q(queued_at__isnull=True) | Q(queued_at__lte=stale_queue), status=Status.QUEUED
         )
+        reruns = list(sent)
         sent += [job.pk for job in lost if job.pk not in sent]
         for job_id in sent:
-            _send(job_id)
+            _send(job_id, RERUN_PRIORITY if job_id in reruns else NEW_JOB_PRIORITY)
     return sent

@@ -27,17 +27,22 @@ def clip(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def queued(camera: Camera, clip: Path) -> VideoJob:
-    with mock.patch.object(tasks.analyse_video, "delay_on_commit"):
+    with mock.patch.object(tasks.analyse_video, "apply_async"):
         return video_jobs.create_video_job(camera.pk, str(clip), recorded_at=RECORDED_AT)
 
 
 @pytest.mark.django_db
-def test_a_job_is_created_queued_with_the_cameras_rate(camera: Camera, clip: Path) -> None:
-    with mock.patch.object(tasks.analyse_video, "delay_on_commit") as send:
+def test_a_job_is_created_queued_with_the_cameras_rate(
+    camera: Camera, clip: Path, django_capture_on_commit_callbacks
+) -> None:
+    with (
+        mock.patch.object(tasks.analyse_video, "apply_async") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         job = video_jobs.create_video_job(camera.pk, str(clip))
     assert job.status == VideoJob.Status.QUEUED and job.queued_at is not None
     assert job.analysis_fps == camera.analysis_fps and job.source == str(clip.resolve())
-    send.assert_called_once_with(job.pk)
+    send.assert_called_once_with((job.pk,), priority=video_jobs.NEW_JOB_PRIORITY)
 
 
 @pytest.mark.django_db
@@ -86,33 +91,43 @@ def test_the_broker_redelivering_the_same_task_takes_the_job_over(queued: VideoJ
 
 
 @pytest.mark.django_db
-def test_the_sweep_requeues_a_job_whose_worker_stopped_renewing(queued: VideoJob, settings) -> None:
+def test_the_sweep_requeues_a_job_whose_worker_stopped_renewing(
+    queued: VideoJob, django_capture_on_commit_callbacks
+) -> None:
     assert video_jobs.claim(queued.pk, "w1", "task-a")
-    with mock.patch.object(tasks.analyse_video, "delay_on_commit") as send:
+    with (
+        mock.patch.object(tasks.analyse_video, "apply_async") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         assert video_jobs.sweep() == [], "its lease is still live"
         VideoJob.objects.filter(pk=queued.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
         assert video_jobs.sweep() == [queued.pk]
-    send.assert_called_once_with(queued.pk)
+    send.assert_called_once_with((queued.pk,), priority=video_jobs.RERUN_PRIORITY)
     queued.refresh_from_db()
     assert queued.status == VideoJob.Status.QUEUED and queued.lease_owner == ""
     assert video_jobs.claim(queued.pk, "w2", "task-b") is not None
 
 
 @pytest.mark.django_db
-def test_the_sweep_resends_a_queued_job_whose_task_was_lost(queued: VideoJob, settings) -> None:
+def test_the_sweep_resends_a_queued_job_whose_task_was_lost(
+    queued: VideoJob, settings, django_capture_on_commit_callbacks
+) -> None:
     settings.ARGUS_VIDEO_JOB_REQUEUE_SECONDS = 60
-    with mock.patch.object(tasks.analyse_video, "delay_on_commit") as send:
+    with (
+        mock.patch.object(tasks.analyse_video, "apply_async") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         assert video_jobs.sweep() == [], "sent a moment ago: still on its way"
         VideoJob.objects.filter(pk=queued.pk).update(queued_at=timezone.now() - timedelta(seconds=61))
         assert video_jobs.sweep() == [queued.pk]
-    send.assert_called_once_with(queued.pk)
+    send.assert_called_once_with((queued.pk,), priority=video_jobs.NEW_JOB_PRIORITY)
 
 
 @pytest.mark.django_db
 def test_a_job_whose_worker_keeps_dying_is_failed_with_the_reason(queued: VideoJob, settings) -> None:
     settings.ARGUS_VIDEO_JOB_MAX_ATTEMPTS = 2
     expired = timezone.now() - timedelta(seconds=1)
-    with mock.patch.object(tasks.analyse_video, "delay_on_commit"):
+    with mock.patch.object(tasks.analyse_video, "apply_async"):
         for owner in ("w1", "w2"):
             assert video_jobs.claim(queued.pk, owner, f"task-{owner}")
             VideoJob.objects.filter(pk=queued.pk).update(lease_expires_at=expired)
