@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -170,15 +171,38 @@ def fail(job_id: int, reason: str, *, owner: str | None = None) -> bool:
     return updated == 1
 
 
+LAST_SWEEP_KEY = "argus:video-jobs:last-sweep"
+GRACE_KEY = "argus:video-jobs:grace-until"
+
+
+def _in_grace_after_gap(now: datetime) -> bool:
+    """Leases also run out while nobody could renew them (the database was away, or beat was
+    down): after such a gap, workers get one lease period to renew before they count as dead."""
+    lease_s = settings.ARGUS_VIDEO_JOB_LEASE_SECONDS
+    stamp = now.timestamp()
+    try:
+        last, grace_until = cache.get(LAST_SWEEP_KEY), cache.get(GRACE_KEY)
+        if last is not None and stamp - last > lease_s:
+            grace_until = stamp + lease_s + 2
+            cache.set(GRACE_KEY, grace_until, timeout=lease_s * 4)
+    except Exception:  # no cache, no memory of gaps: judge leases as they stand
+        log.warning("video job sweep: cannot read or write its cache", exc_info=True)
+        return False
+    return grace_until is not None and stamp < grace_until
+
+
 def sweep() -> list[int]:
     """Beat: re-send jobs whose task was lost and re-queue jobs whose worker died; returns the ids sent."""
     now = timezone.now()
     stale_queue = now - timedelta(seconds=settings.ARGUS_VIDEO_JOB_REQUEUE_SECONDS)
     sent = []
+    grace = _in_grace_after_gap(now)
     with transaction.atomic():
         dead = VideoJob.objects.select_for_update(skip_locked=True).filter(
             status=Status.RUNNING, lease_expires_at__lte=now
         )
+        if grace:
+            dead = dead.none()
         for job in dead:
             if job.attempts >= settings.ARGUS_VIDEO_JOB_MAX_ATTEMPTS:
                 _give_up(job, now)
@@ -195,4 +219,13 @@ def sweep() -> list[int]:
         sent += [job.pk for job in lost if job.pk not in sent]
         for job_id in sent:
             _send(job_id, RERUN_PRIORITY if job_id in reruns else NEW_JOB_PRIORITY)
+    _remember_sweep(now)
     return sent
+
+
+def _remember_sweep(now: datetime) -> None:
+    """Only a sweep that reached the database counts: one that failed leaves the gap open."""
+    try:
+        cache.set(LAST_SWEEP_KEY, now.timestamp(), timeout=None)
+    except Exception:
+        log.warning("video job sweep: cannot write its cache", exc_info=True)

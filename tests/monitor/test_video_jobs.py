@@ -8,6 +8,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -16,6 +17,12 @@ from monitor import video_jobs
 from monitor.models import AlertRule, Camera, Event, Incident, VideoJob
 
 RECORDED_AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def no_sweep_history() -> None:
+    """Each test's sweeps start without an earlier test's (see video_jobs._in_grace_after_gap)."""
+    cache.delete_many([video_jobs.LAST_SWEEP_KEY, video_jobs.GRACE_KEY])
 
 
 @pytest.fixture
@@ -193,3 +200,19 @@ def test_the_command_queues_and_reports_progress_until_done(
         call_command("analyse_video", "/nowhere.mp4", camera=camera.pk)
     with pytest.raises(CommandError, match="not an ISO date-time"):
         call_command("analyse_video", str(garbage), camera=camera.pk, recorded_at="yesterday")
+
+
+@pytest.mark.django_db
+def test_after_a_gap_in_sweeps_workers_get_a_lease_period_to_renew(queued: VideoJob, settings) -> None:
+    """A database outage stops renewals and sweeps alike: expired leases then prove nothing."""
+    settings.ARGUS_VIDEO_JOB_LEASE_SECONDS = 5
+    assert video_jobs.claim(queued.pk, "w1", "task-a")
+    long_ago = timezone.now().timestamp() - 31
+    cache.set(video_jobs.LAST_SWEEP_KEY, long_ago)
+    VideoJob.objects.filter(pk=queued.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=25))
+    with mock.patch.object(tasks.analyse_video, "apply_async"):
+        assert video_jobs.sweep() == [], "the first sweep after a 31 s gap waits"
+        assert video_jobs.renew(queued.pk, "w1", frames_done=9), "the worker that waited the outage out goes on"
+        cache.set(video_jobs.GRACE_KEY, timezone.now().timestamp() - 1)  # the grace period is over
+        VideoJob.objects.filter(pk=queued.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        assert video_jobs.sweep() == [queued.pk], "after the grace period an expired lease means a dead worker"
