@@ -185,8 +185,8 @@ def _in_grace_after_gap(now: datetime) -> bool:
         if last is not None and stamp - last > lease_s:
             grace_until = stamp + lease_s + 2
             cache.set(GRACE_KEY, grace_until, timeout=lease_s * 4)
-    except Exception:  # no cache, no memory of gaps: judge leases as they stand
-        log.warning("video job sweep: cannot read or write its cache", exc_info=True)
+    except Exception as exc:  # no cache, no memory of gaps: judge leases as they stand
+        log.warning("video job sweep: cannot read its cache (%s)", exc)
         return False
     return grace_until is not None and stamp < grace_until
 
@@ -227,5 +227,5 @@ def _remember_sweep(now: datetime) -> None:
     """Only a sweep that reached the database counts: one that failed leaves the gap open."""
     try:
         cache.set(LAST_SWEEP_KEY, now.timestamp(), timeout=None)
-    except Exception:
-        log.warning("video job sweep: cannot write its cache", exc_info=True)
+    except Exception as exc:
+        log.warning("video job sweep: cannot write its cache (%s)", exc)
