@@ -4,7 +4,6 @@ the site's admins edit (the API enforces that on every write), everyone else get
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -15,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboard.access import require_camera
+from dashboard.api import parsers
 from detection.rules import Anchor, SpeedUnit
 from monitor import preview
 from monitor.media import snapshot_path
@@ -66,7 +66,7 @@ def rule_preview(request: HttpRequest, camera_id: int) -> JsonResponse:
     """Read-only despite POST (a draft is a body): the tubes of the last day the draft would fire on."""
     camera = require_camera(request.user, camera_id)
     try:
-        body = json.loads(request.body or b"{}")
+        body = parsers.loads(request.body or b"{}")
         spec = preview.draft_spec(camera, body.get("zone"), body.get("rule"))
     except (ValueError, AttributeError):
         return JsonResponse({"errors": {"__all__": ['send JSON: {"zone": {...}, "rule": {...}}']}}, status=400)

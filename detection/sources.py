@@ -61,6 +61,10 @@ class SourceOptions:
     # How long FFmpeg studies a live stream before the first frame. Its default (up to 5 s, about
     # 3 s for a typical RTSP camera) would eat most of the reconnect budget; 1 s finds H.264/MJPEG.
     analyze_s: float = 1.0
+    # A larger picture than this (width * height, as the stream declares it) is refused before any
+    # frame is decoded: a broken or hostile header could otherwise make the decoder allocate
+    # gigabytes per frame. 8K UHD by default.
+    max_pixels: int = 7680 * 4320
 
 
 def is_rtsp(url: str) -> bool:
@@ -193,13 +197,25 @@ def _packet_seconds(packet: av.Packet) -> float | None:
     return float(stamp * packet.time_base)
 
 
-def _video_stream(container: av.container.InputContainer, url: str, is_file: bool) -> av.video.stream.VideoStream:
+def _check_picture_size(stream: av.video.stream.VideoStream, url: str, max_pixels: int) -> None:
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width * height > max_pixels:
+        raise PermanentSourceError(
+            f"{url} declares a {width}x{height} picture ({width * height:,} pixels), "
+            f"over the limit of {max_pixels:,} pixels (ARGUS_MAX_SOURCE_PIXELS)"
+        )
+
+
+def _video_stream(
+    container: av.container.InputContainer, url: str, is_file: bool, max_pixels: int
+) -> av.video.stream.VideoStream:
     if not container.streams.video:
         message = f"{url} has no video stream"
         raise PermanentSourceError(message) if is_file else SourceError(message)
     stream = container.streams.video[0]
     if stream.codec_context is None:  # FFmpeg knows no decoder for it; a restart will not change that
         raise PermanentSourceError(f"{url}: unsupported video codec (this FFmpeg has no decoder for it)")
+    _check_picture_size(stream, url, max_pixels)
     return stream
 
 
@@ -221,15 +237,14 @@ class _NoFrameWatchdog:
 
 def _one_pass(
     container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
     sampler: Sampler,
     offset: float,
     wall: Callable[[float], datetime],
     tap: PacketTap | None,
     watchdog: _NoFrameWatchdog,
-    is_file: bool,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """Demux and decode one pass over the source; yield (seconds since start, frame) for kept frames."""
-    stream = _video_stream(container, watchdog.url, is_file)
     stream.thread_type = "AUTO"
     if tap is not None:
         tap.stream_opened(stream)
@@ -287,7 +302,8 @@ def iter_frames(
         container = _open(url, options)
         last_t = offset
         try:
-            for t_rel, av_frame in _one_pass(container, sampler, offset, wall, tap, watchdog, is_file):
+            stream = _video_stream(container, url, is_file, options.max_pixels)
+            for t_rel, av_frame in _one_pass(container, stream, sampler, offset, wall, tap, watchdog):
                 if pace and (wait := started + t_rel - clock()) > 0:
                     sleep(wait)
                 when = wall(t_rel)

@@ -11,3 +11,7 @@ urlpatterns = [
     path("api/", include("dashboard.api.urls")),
     path("", include("dashboard.urls")),
 ]
+
+# 503 with Retry-After while the database is unreachable; no traceback either way.
+handler500 = "dashboard.errors.server_error"
+handler400 = "dashboard.errors.bad_request"  # JSON for the API (e.g. a body over the upload limit)
