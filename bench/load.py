@@ -2,9 +2,10 @@
 live wall; analysed frames/s per camera, end-to-end alert latency, CPU and memory of every process.
 
 Each step of a sweep (`--cameras 1,2,4,8`) runs the product as it runs in production, on 127.0.0.1:
-Daphne (monitor.asgi), one Celery worker with a prefork pool of cameras + 1 processes (each camera is
-one long-running `analyse_camera` task holding the camera's lease; the spare process takes the beat's
-short tasks), Celery beat (dispatch every 5 s), Redis (broker and channel layer) and the database.
+Daphne (monitor.asgi), a Celery worker on the analysis queue with a prefork pool of one process per
+camera (each camera is one long-running `analyse_camera` task holding the camera's lease), a one-process
+worker for beat's short tasks (as `manage.py runstack` and docker-compose run them), Celery beat
+(dispatch every 5 s), Redis (broker and channel layer) and the database.
 Cameras are files of real footage played as live cameras (paced in real time, looped), at the
 camera's own analysis fps. Each has a whole-frame zone and a presence rule (a person, confidence
 >= 0.5, for 1 s, cooldown 0) that fires on most of this footage. The bench plays the operator: it
@@ -20,8 +21,8 @@ receipt: commit, channel layer, Daphne, the client).
 Limits measured in the same run: the camera's target analysis fps, and the machine's capacity for a
 bare forward of the model's backbone on one letterboxed frame (bench/model.py's limit), timed before
 the stack starts with every core as threads and with one thread: what the machine could analyse if it
-did nothing else. `--worker-threads N` sets OMP_NUM_THREADS (torch's threads) in the camera worker;
-by default torch takes every core in every pool process, as the product does today.
+did nothing else. `--worker-threads N` sets ARGUS_WORKER_THREADS (torch's and OpenCV's threads per
+worker process); by default the product's own default, one.
 
 Everything runs in one scratch database (a temporary SQLite file, or a temporary Postgres database
 `argus_bench_<random>` when DATABASE_URL or --database-url names Postgres, dropped at the end) and a
@@ -196,14 +197,16 @@ def start_redis(stack: Stack) -> tuple[str, str]:
 
 
 def start_product(stack: Stack, cameras: int, worker_threads: int | None) -> int:
-    """Daphne, a Celery worker (cameras + 1 pool processes) and beat; returns the web port.
-    worker_threads: torch's (OpenMP's) threads in each pool process; None leaves torch's default."""
+    """Daphne, the analysis worker (one pool process per camera), the ops worker and beat; returns
+    the web port. worker_threads: ARGUS_WORKER_THREADS; None leaves the product's default."""
     python, port = sys.executable, free_port()
     stack.spawn("web", [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "monitor.asgi:application"])
-    worker = [python, "-m", "celery", "-A", "monitor", "worker", "-l", "INFO", "-P", "prefork"]
-    worker += ["--concurrency", str(cameras + 1), "-n", f"load-{os.getpid()}@%h"]
-    threads = {} if worker_threads is None else {"OMP_NUM_THREADS": str(worker_threads)}
-    stack.spawn("worker", worker, stop_signal=signal.SIGQUIT, env=threads)
+    celery = [python, "-m", "celery", "-A", "monitor", "worker", "-l", "INFO"]
+    analysis = ["-Q", "analysis", "-P", "prefork", "--concurrency", str(cameras), "-n", f"load-{os.getpid()}@%h"]
+    threads = {} if worker_threads is None else {"ARGUS_WORKER_THREADS": str(worker_threads)}
+    stack.spawn("worker", [*celery, *analysis], stop_signal=signal.SIGQUIT, env=threads)
+    ops = ["-Q", "celery", "-P", "solo", "-n", f"load-ops-{os.getpid()}@%h"]
+    stack.spawn("ops-worker", [*celery, *ops], stop_signal=signal.SIGQUIT)
     schedule = stack.workdir / f"celerybeat-schedule-{cameras}"
     stack.spawn("beat", [python, "-m", "celery", "-A", "monitor", "beat", "-l", "INFO", "-s", str(schedule)])
     wait_for_port(port, stack)
@@ -755,7 +758,7 @@ def series_label(run: dict[str, Any]) -> str:
     if "label" in run:
         return str(run["label"])
     threads = run["config"].get("worker_threads")
-    return "torch threads: default" if threads is None else f"OMP_NUM_THREADS={threads}"
+    return "worker threads: default" if threads is None else f"worker threads: {threads}"
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> str:
@@ -768,7 +771,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.6))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2 + 0.32 * len(runs)))
     for k, run in enumerate(runs):
         _plot_run(left, right, run, f"C{k}")
     first = runs[0]
@@ -777,16 +780,17 @@ def plot(runs: list[dict[str, Any]], path: Path) -> str:
     left.axhline(TARGET["alert_p95_ms"] / 1000, color="grey", linestyle="--", label="target: p95 1 s at 4 cameras")
     left.set(xlabel="cameras", ylabel="alert latency, frame to browser (s)", yscale="log", xticks=xs)
     left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    # One legend under both plots: each run's colour is the same on the right.
+    fig.legend(*left.get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=2, frameon=False)
     right.axhline(target, color="grey", linestyle="--", label="camera's target fps")
     right.set(xlabel="cameras", ylabel="analysed frames/s per camera (mean, min-max)", xticks=xs)
     right.set_ylim(0, target * 1.3)
     right.grid(True, alpha=0.3)
-    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    right.legend([right.get_lines()[-1]], ["camera's target fps"], fontsize=8, loc="lower left")
     info, clients = first["machine"], first["config"]["clients"]
     title = f"Argus load, {first['date']}: {info['cpu']}, {info['usable_cpus']} cores, {clients} WebSocket clients"
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.075 * len(runs) / 2 + 0.04, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -826,7 +830,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=100, help="WebSocket clients on the live wall")
     parser.add_argument("--fps", type=float, help="analysis fps of every camera (default: the camera's own)")
     parser.add_argument(
-        "--worker-threads", type=int, help="OMP_NUM_THREADS of the camera worker (default: torch's own, every core)"
+        "--worker-threads", type=int, help="ARGUS_WORKER_THREADS of the camera worker (default: the product's, 1)"
     )
     parser.add_argument(
         "--no-clips", dest="clips", action="store_false", help="cameras record no incident clips (default: they do)"

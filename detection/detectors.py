@@ -8,6 +8,8 @@ camera's cache of recent frames), so each camera task asks for its own detector.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 from importlib.util import find_spec
@@ -168,6 +170,19 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
 }
 # "auto" takes the first of these that loads here, with a warning for each that does not.
 AUTO_ORDER = ("localizer", SsdlitePersonDetector.name, HogPersonDetector.name)
+
+
+def limit_compute_threads(threads: int) -> None:
+    """Caps the threads torch and OpenCV use in this process. Worker processes run side by side,
+    one per camera; each spreading over every core makes them all slower, not faster."""
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    cv2.setNumThreads(threads)
+    torch = sys.modules.get("torch")
+    if torch is None:  # not loaded (yet): torch reads this when it is, and no other detector needs it
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    elif torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def load_detector(name: str = "auto") -> Detector:

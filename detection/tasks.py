@@ -17,7 +17,7 @@ from celery import shared_task
 from django.conf import settings
 
 from detection import pipeline
-from detection.detectors import load_detector
+from detection.detectors import limit_compute_threads, load_detector
 from detection.geometry import GeometryError
 from detection.recorded import estimated_frames, recording_frames
 from detection.recording import ClipRecorder
@@ -46,6 +46,7 @@ def worker_detector() -> Detector:
     """A detector for one camera task (web processes never import one). The localizer's weights are
     loaded once per process and shared; each task gets its own stream of it, so no camera sees
     another's frames in its temporal cache."""
+    limit_compute_threads(settings.ARGUS_WORKER_THREADS)
     return load_detector(settings.ARGUS_DETECTOR)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from monitor.csp import CSP
 from monitor.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str, load_env_file
@@ -181,6 +182,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Camera slices and video jobs hold a pool slot for minutes; on their own queue they cannot keep
+# beat's short tasks (dispatch, sweeps, notifications) waiting. A worker started without -Q
+# consumes both; runstack and docker-compose run one worker per queue.
+ARGUS_ANALYSIS_QUEUE = env_str("ARGUS_ANALYSIS_QUEUE", "analysis")
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(ARGUS_ANALYSIS_QUEUE))
+CELERY_TASK_ROUTES = {
+    "detection.tasks.analyse_camera": {"queue": ARGUS_ANALYSIS_QUEUE},
+    "detection.tasks.analyse_video": {"queue": ARGUS_ANALYSIS_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
     "dispatch-cameras": {
         "task": "detection.tasks.dispatch_cameras",
@@ -206,6 +217,10 @@ CELERY_BEAT_SCHEDULE = {
 # auto: the localizer (detection/localizer) when its default checkpoint loads in the worker, else
 # ssdlite, else hog, each fallback logged; the web process never loads a model to decide it.
 ARGUS_DETECTOR = env_str("ARGUS_DETECTOR", "auto")
+# Compute threads (torch, OpenCV) per worker process. One: a worker runs one process per camera,
+# and processes that each spread over every core slow each other down (measured in BENCHMARKS.md).
+# Raise it only for a worker with one process and cores to spare.
+ARGUS_WORKER_THREADS = env_int("ARGUS_WORKER_THREADS", 1, minimum=1)
 ARGUS_CAMERA_SLICE_SECONDS = env_int("ARGUS_CAMERA_SLICE_SECONDS", 300, minimum=5)
 ARGUS_CAMERA_LEASE_SECONDS = env_int("ARGUS_CAMERA_LEASE_SECONDS", 30, minimum=5)
 ARGUS_CAMERA_RETRY_MAX_SECONDS = env_int("ARGUS_CAMERA_RETRY_MAX_SECONDS", 300, minimum=1)

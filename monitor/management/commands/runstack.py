@@ -50,7 +50,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+        parser.add_argument("--concurrency", type=int, default=2, help="worker processes for cameras and videos")
         parser.add_argument("--no-beat", action="store_true", help="do not start the beat scheduler")
         parser.add_argument("--announce", type=Path, help="a text file to print once everything is up")
 
@@ -94,9 +94,13 @@ class Command(BaseCommand):
         python = sys.executable
         web = [_bin("daphne"), "-b", options["host"], "-p", str(options["port"]), "monitor.asgi:application"]
         self._spawn("web", web, env)
-        worker = [python, "-m", "celery", "-A", "monitor", "worker", "-l", "INFO"]
-        worker += ["--concurrency", str(options["concurrency"]), "-n", f"argus-{os.getpid()}@%h"]
-        self._spawn("worker", worker, env)
+        celery = [python, "-m", "celery", "-A", "monitor", "worker", "-l", "INFO"]
+        # Camera slices hold their process for minutes, so they get their own worker; beat's short
+        # tasks (dispatch, sweeps, notifications) run in a second, one-process worker.
+        analysis = ["-Q", settings.ARGUS_ANALYSIS_QUEUE, "--concurrency", str(options["concurrency"])]
+        self._spawn("worker", [*celery, *analysis, "-n", f"argus-{os.getpid()}@%h"], env)
+        ops = ["-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-P", "solo", "-n", f"argus-ops-{os.getpid()}@%h"]
+        self._spawn("ops worker", [*celery, *ops], env)
         if not options["no_beat"]:
             schedule = Path(settings.VAR_DIR) / "celerybeat-schedule"
             self._spawn(
