@@ -405,3 +405,25 @@ def test_the_localizer_reads_its_inference_size_from_the_checkpoint(tmp_path: Pa
         stream.detect(image)
     assert len(stream.memories) == 4
     assert stream.memories[-1].shape == (config.memory_channels + 1, 96 // 16, 128 // 16)
+
+
+def test_the_backend_folds_batch_norms_without_changing_outputs() -> None:
+    """Inference folds every conv + batch-norm pair (2D and 3D) into the conv: same heads, no
+    batch-norm left, and the caller's model (which training may go on using) is untouched."""
+    model = random_model()
+    with torch.no_grad():  # running statistics far from 0/1, so a wrong fold would show
+        for norm in (m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.2, 0.2)
+    norms_before = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    fused = backend_module.fuse_batch_norms(model)
+    assert norms_before > 0
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()) == norms_before
+    clip = torch.from_numpy(to_tensor_rgb(rng_frames(SMALL.clip_len + 1, seed=3)))[None]
+    with torch.inference_mode():
+        expected, got = model.eval()(clip), fused(clip)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, atol=1e-4, rtol=1e-4)
