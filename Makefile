@@ -76,7 +76,7 @@ bench: venv
 # against the teacher, people counting on CAVIAR. The fight figure is cross-validated by `make train`.
 DATA ?= ../shared/data
 EVAL_DIR := var/eval
-evaluate: venv
+evaluate: venv .env
 	@mkdir -p $(EVAL_DIR)
 	$(PY) manage.py localize $(DATA)/vtest.avi --out $(EVAL_DIR)/vtest.jsonl
 	$(PY) -m detection.evaluate detection --pred $(EVAL_DIR)/vtest.jsonl --video $(DATA)/vtest.avi \
@@ -87,7 +87,7 @@ evaluate: venv
 
 # Retrain the default checkpoint (about an hour on 2 CPU cores): pseudo-labels, 5-fold fight
 # cross-validation, then the final model on everything but the evaluation footage.
-train: venv
+train: venv .env
 	$(PY) -m detection.train --data $(DATA) --epochs 3 --cv-epochs 2
 
 # Re-pin requirements/*.txt from the *.in files (needs the package index).
