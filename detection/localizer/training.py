@@ -198,21 +198,41 @@ def train(
     return running
 
 
+# Cells of the fighting map that make the scene-level score: as many as the multiple-instance loss
+# supervises with the clip label (losses.py), so the score reads what that loss trained.
+SCENE_TOP_K = 4
+
+CLIP_SCORES = ("score_x_fighting", "fighting_of_actors", "scene_fighting")
+# The clip score the model card reports, chosen before any fold ran (the others for comparison).
+# Live cameras do not use it: their rules read each tube's own fighting score.
+PRODUCT_SCORE = "scene_fighting"
+
+
+def scene_fighting(action_logits: torch.Tensor, fight_index: int, k: int = SCENE_TOP_K) -> list[float]:
+    """Per frame of (B, A, h, w) action logits: the mean of the k highest fighting probabilities over
+    the whole map. No person detection is needed, so contorted fighters the detector misses still count."""
+    probs = torch.sigmoid(action_logits[:, fight_index].flatten(1))
+    top = probs.topk(min(k, probs.shape[1]), dim=1).values
+    return [float(v) for v in top.mean(dim=1)]
+
+
 @torch.inference_mode()
 def frame_fight_values(
     model: ArgusLocalizer, cache: FeatureCache, view: View, *, min_score: float
-) -> list[tuple[float, float]]:
-    """Per analysed frame of a view: the highest actor score x fighting probability, and the highest
-    fighting probability of an actor scored at least `min_score` (0 and 0: no actor)."""
+) -> list[tuple[float, float, float]]:
+    """Per analysed frame of a view: the highest actor score x fighting probability, the highest
+    fighting probability of an actor scored at least `min_score` (0 and 0: no actor), and the
+    scene-level fighting value of the map (`scene_fighting`)."""
     fight = model.config.actions.index("fighting")
     person = model.config.classes.index("person")
     out = forward_cached(model, cache, [(view, p, 1) for p in range(view.count)])
     values = []
-    for actors in decode(out, min_score=min(min_score, 0.1)):
+    scene = scene_fighting(out.actions, fight)
+    for actors, scene_value in zip(decode(out, min_score=min(min_score, 0.1)), scene, strict=True):
         people = [a for a in actors if a.class_index == person]
         product = max((a.score * float(a.actions[fight]) for a in people), default=0.0)
         given = max((float(a.actions[fight]) for a in people if a.score >= min_score), default=0.0)
-        values.append((product, given))
+        values.append((product, given, scene_value))
     return values
 
 
@@ -255,7 +275,7 @@ def cross_validate(
     """Train k models, each without one fold of the fight clips, and score that fold's clips.
     Fold models are kept in `save_dir` (with their held-out clips) for checks with `localize`."""
     folds = fight_folds(cache.views, k, settings.seed)
-    scores: dict[str, dict[str, float]] = {"score_x_fighting": {}, "fighting_of_actors": {}}
+    scores: dict[str, dict[str, float]] = {name: {} for name in CLIP_SCORES}
     labels: dict[str, int] = {}
     per_fold: dict[str, list[float]] = {name: [] for name in scores}
     for i, held_out in enumerate(folds):
@@ -269,8 +289,8 @@ def cross_validate(
         held_views = [v for v in cache.views if v.group in held_out and v.identity]
         for view in held_views:
             values = frame_fight_values(model, cache, view, min_score=min_score)
-            scores["score_x_fighting"][view.group] = clip_score([v for v, _ in values])
-            scores["fighting_of_actors"][view.group] = clip_score([p for _, p in values])
+            for j, name in enumerate(CLIP_SCORES):
+                scores[name][view.group] = clip_score([frame[j] for frame in values])
             labels[view.group] = int(view.clip_label)
         for name, by_group in scores.items():
             fold = [v.group for v in held_views]
@@ -280,7 +300,13 @@ def cross_validate(
         sys.stderr.write(f"fold {i + 1}/{k}: AUC {shown}\n")
     names = sorted(labels)
     truth = [labels[n] for n in names]
-    result: dict[str, object] = {"folds": k, "clips": len(names), "min_actor_score": min_score}
+    result: dict[str, object] = {
+        "folds": k,
+        "clips": len(names),
+        "min_actor_score": min_score,
+        "product_score": PRODUCT_SCORE,
+        "scene_top_k": SCENE_TOP_K,
+    }
     for name, by_group in scores.items():
         clip_scores = [by_group[n] for n in names]
         accuracy = float(np.mean([(v >= 0.5) == bool(y) for v, y in zip(clip_scores, truth, strict=True)]))

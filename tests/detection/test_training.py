@@ -16,7 +16,7 @@ from detection.localizer.pseudo import (
     add_kinematic_actions,
     link_tracks,
 )
-from detection.localizer.training import clip_score, fight_folds, roc_auc
+from detection.localizer.training import clip_score, fight_folds, roc_auc, scene_fighting
 
 FPS = 10.0
 
@@ -124,6 +124,17 @@ def test_folds_are_stratified_disjoint_and_deterministic() -> None:
 def test_clip_score_and_auc_on_hand_cases() -> None:
     assert clip_score([0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.8]) == pytest.approx(0.85)  # top 2 of 8
     assert roc_auc([0.9, 0.4, 0.4, 0.1], [1, 1, 0, 0]) == pytest.approx(0.875)  # one tie counts half
+
+
+def test_scene_fighting_is_the_mean_of_the_strongest_fighting_cells_of_each_frame() -> None:
+    logits = torch.full((2, 3, 4, 5), -50.0)  # 2 frames, 3 actions, a 4 x 5 map: ~0 everywhere
+    logits[0, 0] = 50.0  # another action: ignored
+    logits[0, 1, 0, 0], logits[0, 1, 3, 4] = 50.0, 50.0  # frame 0: two fighting cells at ~1
+    logits[1, 1] = 0.0  # frame 1: p = 0.5 in every cell
+    # Frame 0 with k=4: (1 + 1 + 0 + 0) / 4; frame 1: 0.5 whatever k.
+    assert scene_fighting(logits, 1, k=4) == pytest.approx([0.5, 0.5])
+    assert scene_fighting(logits, 1, k=2) == pytest.approx([1.0, 0.5])
+    assert scene_fighting(logits, 1, k=100) == pytest.approx([0.1, 0.5])  # k above the map: every cell
 
 
 def test_user_labelled_ava_clips_become_training_labels(tmp_path) -> None:
