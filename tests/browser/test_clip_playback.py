@@ -57,7 +57,9 @@ def test_the_clip_the_worker_recorded_plays_to_its_end_in_the_browser(
     clip_responses: list[int] = []
     page.on("response", lambda r: clip_responses.append(r.status) if r.url.endswith("/clip.mp4") else None)
     login(page, live_stack.url)
-    page.wait_for_selector(".alert[data-incident-id] a", timeout=90_000).click()
+    # A locator, not an element handle: the alert list re-renders as incidents update, and a
+    # locator finds the link again instead of clicking a node that was just replaced.
+    page.locator(".alert[data-incident-id] a").first.click(timeout=90_000)
     page.wait_for_selector("article.incident")
 
     # The page shows "recording" first and swaps the player in when the worker has the post-roll.
