@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 MIN_BOX_HEIGHT = 6.0  # network pixels: smaller actors are ignored regions, not labels
 MIN_VISIBLE = 0.5  # a box cropped by the view to less than this share becomes an ignored region
+# Many CCTV cameras record fewer pixels than the canvas the model sees (CAVIAR: 384x288, shown at
+# 512x384), so their people are soft-edged. Some augmented views are made just as soft.
+LOW_DETAIL_SHARE = 0.35
+LOW_DETAIL_MIN, LOW_DETAIL_MAX = 0.35, 0.75
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Augment:
     gray: bool = False
     brightness: float = 0.0
     contrast: float = 1.0
+    detail: float = 1.0  # < 1: the view is rendered at this share of its size and scaled back up
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> Augment:
@@ -64,6 +69,7 @@ class Augment:
             gray=bool(rng.uniform() < 0.2),
             brightness=float(rng.uniform(-25, 25)),
             contrast=float(rng.uniform(0.75, 1.25)),
+            detail=float(rng.uniform(LOW_DETAIL_MIN, LOW_DETAIL_MAX)) if rng.uniform() < LOW_DETAIL_SHARE else 1.0,
         )
 
 
@@ -101,6 +107,9 @@ def transform_frame(image: np.ndarray, aug: Augment, width: int, height: int) ->
         out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     if aug.contrast != 1.0 or aug.brightness:
         out = cv2.convertScaleAbs(out, alpha=aug.contrast, beta=aug.brightness + 128 * (1 - aug.contrast))
+    if aug.detail < 1.0:
+        small = (max(1, round(width * aug.detail)), max(1, round(height * aug.detail)))
+        out = cv2.resize(cv2.resize(out, small, interpolation=cv2.INTER_AREA), (width, height))
     return np.ascontiguousarray(out), box
 
 

@@ -28,7 +28,7 @@ from detection.localizer.pseudo import Teacher, VideoLabels, label_video, ssdlit
 
 log = logging.getLogger(__name__)
 
-LABELS_VERSION = 3  # bump when pseudo-labelling changes: cached labels are then rebuilt
+LABELS_VERSION = 4  # bump when pseudo-labelling changes: cached labels are then rebuilt
 
 
 @dataclass(frozen=True)
@@ -359,6 +359,7 @@ def run(
         save_checkpoint(model, out, version=version, record=record)
     if folds > 1:
         cv_settings = replace(settings, epochs=cv_epochs or settings.epochs)
+        record["cv_epochs"] = cv_settings.epochs  # `settings` are the final model's
         save_dir = out.parent / f"{out.stem}-folds" if out is not None else None
         record["fight_cv"] = cross_validate(config, cache, cv_settings, folds, min_score, save_dir)
         if model is not None and out is not None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from detection.localizer.data import FrameTargets, View
+from detection.localizer.data import Augment, FrameTargets, View, transform_frame
 from detection.localizer.losses import build_targets, focal_loss
 from detection.localizer.pseudo import (
     LabelledBox,
@@ -15,6 +15,9 @@ from detection.localizer.pseudo import (
     add_clip_actions,
     add_kinematic_actions,
     link_tracks,
+    merge_boxes,
+    tile_windows,
+    tiled_teacher,
 )
 from detection.localizer.training import clip_score, fight_folds, roc_auc, scene_fighting
 
@@ -35,6 +38,46 @@ def walking_video(
     add_kinematic_actions(labels)
     add_clip_actions(labels)
     return labels
+
+
+def test_a_low_detail_view_keeps_its_size_and_loses_fine_texture() -> None:
+    checker = (np.indices((240, 320)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    image = np.repeat(checker[:, :, None], 3, axis=2)
+    sharp, _ = transform_frame(image, Augment(), 320, 240)
+    soft, _ = transform_frame(image, Augment(detail=0.5), 320, 240)
+    assert soft.shape == sharp.shape == (240, 320, 3)
+    assert sharp.std() > 120, "a one-pixel checkerboard, untouched"
+    assert soft.std() < 20, "rendered at half size, the checkerboard is a flat grey"
+
+
+def test_tiles_overlap_and_cover_the_frame() -> None:
+    tiles = tile_windows(800, 600)
+    assert tiles == [(0, 0, 500, 375), (300, 0, 800, 375), (0, 225, 500, 600), (300, 225, 800, 600)]
+
+
+def test_the_same_person_found_twice_keeps_its_best_score() -> None:
+    merged = merge_boxes([((0, 0, 10, 20), 0.4), ((1, 0, 11, 20), 0.8), ((50, 0, 60, 20), 0.3)])
+    assert merged == [((1, 0, 11, 20), 0.8), ((50, 0, 60, 20), 0.3)]
+
+
+def test_the_tiled_teacher_adds_tile_finds_and_drops_people_cut_by_a_tile_edge() -> None:
+    """A fake detector that sees a small person only when looking closer (in a tile), and in the
+    other tiles a half person at their top-left corner, which lies inside the frame."""
+
+    def base(image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        height, width = image.shape[:2]
+        if width == 800:  # the whole frame: only the big person
+            return [((600.0, 300.0, 700.0, 580.0), 0.9)]
+        if image[0, 0, 0] == 0:  # the top-left tile
+            return [((100.0, 100.0, 120.0, 150.0), 0.7)]
+        return [((0.0, 0.0, 20.0, 70.0), 0.8)]  # at the tile's top-left corner: cut off by an inner edge
+
+    image = np.ones((600, 800, 3), dtype=np.uint8)
+    image[:225, :300] = 0  # only the top-left tile starts with a zero pixel
+    found = tiled_teacher(base)(image)
+    assert ((100.0, 100.0, 120.0, 150.0), 0.7) in found, "the small person, in frame coordinates"
+    assert ((600.0, 300.0, 700.0, 580.0), 0.9) in found
+    assert len(found) == 2, found
 
 
 def middle_actions(labels: VideoLabels) -> dict[str, float]:
