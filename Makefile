@@ -89,7 +89,7 @@ evaluate: venv .env
 # Retrain the default checkpoint (about an hour on 2 CPU cores): pseudo-labels, 5-fold fight
 # cross-validation, then the final model on everything but the evaluation footage.
 train: venv .env
-	$(PY) -m detection.train --data $(DATA) --epochs 3 --cv-epochs 2
+	$(PY) -m detection.train --data $(DATA) --epochs 4 --cv-epochs 2
 
 # Re-pin requirements/*.txt from the *.in files (needs the package index).
 lock: venv
