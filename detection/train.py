@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=TrainSettings.seed)
     p.add_argument("--views-per-clip", type=int, default=TrainSettings.views_per_clip)
     p.add_argument("--cache-dir", type=Path, default=Path("var/train-cache/labels"), help="pseudo-label cache")
-    p.add_argument("--version", default="2.0", help="version stored in the checkpoint")
+    p.add_argument("--version", default="2.1", help="version stored in the checkpoint")
     p.add_argument(
         "--ava",
         nargs=2,

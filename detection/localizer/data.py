@@ -28,6 +28,10 @@ MIN_VISIBLE = 0.5  # a box cropped by the view to less than this share becomes a
 # 512x384), so their people are soft-edged. Some augmented views are made just as soft.
 LOW_DETAIL_SHARE = 0.35
 LOW_DETAIL_MIN, LOW_DETAIL_MAX = 0.35, 0.75
+# Zoom of the augmented views, relative to fitting the frame to the canvas (< 1: smaller, > 1: a
+# crop). The model trains on a smaller canvas than it runs on, so the largest zoom is scaled by that
+# ratio: actors must be seen in training at the sizes the inference canvas shows them.
+ZOOM_MIN, ZOOM_MAX = 0.35, 1.25
 
 
 @dataclass
@@ -61,9 +65,11 @@ class Augment:
     detail: float = 1.0  # < 1: the view is rendered at this share of its size and scaled back up
 
     @classmethod
-    def random(cls, rng: np.random.Generator) -> Augment:
+    def random(cls, rng: np.random.Generator, *, canvas_ratio: float = 1.0) -> Augment:
+        """`canvas_ratio`: the inference canvas over the training canvas (see ZOOM_MAX)."""
+        zoom_max = ZOOM_MAX * max(1.0, canvas_ratio)
         return cls(
-            zoom=float(np.exp(rng.uniform(np.log(0.35), np.log(1.25)))),
+            zoom=float(np.exp(rng.uniform(np.log(ZOOM_MIN), np.log(zoom_max)))),
             shift=(float(rng.uniform()), float(rng.uniform())),
             flip=bool(rng.uniform() < 0.5),
             gray=bool(rng.uniform() < 0.2),
@@ -164,8 +170,9 @@ def add_views(
     if len(images) != len(labels.frames):
         raise ValueError(f"{labels.path}: decoded {len(images)} labelled frames, expected {len(labels.frames)}")
     clip_label = 1.0 if labels.clip_label == "fight" else 0.0
+    canvas_ratio = cfg.infer_width / cfg.input_width
     for v in range(n_views):
-        aug = Augment() if v == 0 else Augment.random(rng)
+        aug = Augment() if v == 0 else Augment.random(rng, canvas_ratio=canvas_ratio)
         warped, targets = [], []
         for pos, image in enumerate(images):
             out, box = transform_frame(image, aug, cfg.input_width, cfg.input_height)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from detection.localizer.data import Augment, FrameTargets, View, transform_frame
+from detection.localizer.data import ZOOM_MAX, ZOOM_MIN, Augment, FrameTargets, View, transform_frame
 from detection.localizer.losses import build_targets, focal_loss
 from detection.localizer.pseudo import (
     LabelledBox,
@@ -48,6 +48,19 @@ def test_a_low_detail_view_keeps_its_size_and_loses_fine_texture() -> None:
     assert soft.shape == sharp.shape == (240, 320, 3)
     assert sharp.std() > 120, "a one-pixel checkerboard, untouched"
     assert soft.std() < 20, "rendered at half size, the checkerboard is a flat grey"
+
+
+def test_augmented_zoom_reaches_the_sizes_of_the_inference_canvas() -> None:
+    def zooms(ratio: float) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        return np.array([Augment.random(rng, canvas_ratio=ratio).zoom for _ in range(2000)])
+
+    same = zooms(1.0)
+    assert same.min() >= ZOOM_MIN and same.max() <= ZOOM_MAX
+    wider = zooms(512 / 320)  # the default canvases: trained on 320x240, run on 512x384
+    assert wider.max() <= ZOOM_MAX * 1.6 + 1e-9
+    assert (wider > ZOOM_MAX).mean() > 0.15, "a share of the views shows actors larger than before"
+    assert wider.min() >= ZOOM_MIN
 
 
 def test_tiles_overlap_and_cover_the_frame() -> None:
