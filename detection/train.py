@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="user-labelled clips: an AVA-style CSV and the folder of its videos (<video_id>.mp4); repeatable",
     )
+    p.add_argument(
+        "--student",
+        type=Path,
+        default=None,
+        help="a checkpoint trained on the teacher's labels that refines them first (second-round labels)",
+    )
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     return p
 
@@ -53,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if not args.data.is_dir():
         raise SystemExit(f"error: footage folder {args.data} does not exist")
+    if args.student is not None and not args.student.is_file():
+        raise SystemExit(f"error: no such student checkpoint: {args.student}")
     settings = TrainSettings(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, views_per_clip=args.views_per_clip
     )
@@ -67,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         version=args.version,
         cv_epochs=args.cv_epochs,
         extra=extra,
+        student=args.student,
     )
     print_record(record)
 

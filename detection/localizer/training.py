@@ -25,6 +25,7 @@ from detection.localizer.decode import decode
 from detection.localizer.losses import build_targets, localizer_loss
 from detection.localizer.model import ArgusLocalizer, HeadOutputs, LocalizerConfig, motion_energy
 from detection.localizer.pseudo import Teacher, VideoLabels, label_video, ssdlite_teacher
+from detection.localizer.refine import refine_all
 
 log = logging.getLogger(__name__)
 
@@ -332,13 +333,21 @@ def run(
     min_score: float = 0.3,
     cv_epochs: int | None = None,
     extra: Sequence[Source] = (),
+    student: Path | None = None,
 ) -> dict[str, object]:
+    """Train and cross-validate (see the module); `student`: a checkpoint trained on the teacher's
+    labels that refines them first (refine.py), cached beside the labels."""
     seed_everything(settings.seed)
     config = LocalizerConfig()
     sources = discover_sources(data_dir, exclude, settings) + list(extra)
     if not sources:
         raise SystemExit(f"error: no training footage under {data_dir} and no --ava clips")
     labels = load_labels(sources, cache_dir)
+    refined = None
+    if student is not None:
+        user_labelled = [s.ava_csv is not None for s in sources]
+        refined = refine_all(labels, student, cache_dir.parent / "student", skip=user_labelled)
+        labels = refined.labels
     cache = build_cache(fresh_model(config), sources, labels, settings.seed)
     sys.stderr.write(f"cache: {len(cache.views)} views, {cache.rows} frames, {cache.nbytes() / 2**30:.2f} GiB\n")
     record: dict[str, object] = {
@@ -349,6 +358,8 @@ def run(
         "settings": settings.__dict__,
         "labels_version": LABELS_VERSION,
     }
+    if refined is not None:
+        record["student"] = refined.record
     # The final model first, so it can be evaluated while the folds train; saved again with them.
     model = None
     if out is not None:
