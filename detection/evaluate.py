@@ -511,12 +511,24 @@ def _check_frame_size(predictions: Predictions, frame_size: object, video: Path)
         )
 
 
+def _check_written_from(predictions: Predictions, min_score: float) -> None:
+    """A file `localize` wrote from a higher score than `min_score` lacks actors the count needs:
+    counting it would under-count without saying so."""
+    written = (predictions.header or {}).get("min_score")
+    if _is_number(written) and written > min_score:
+        raise InputError(
+            f"{predictions.path} holds actors scored {written} or more only: it cannot be counted from {min_score}"
+            f" (localize the video again with --min-score {min_score} or lower)"
+        )
+
+
 def person_count(frame: PredictedFrame, min_score: float) -> int:
     return sum(a.label == "person" and a.score >= min_score for a in frame.actors)
 
 
 def evaluate_counting(predictions: Predictions, truth_path: Path, *, min_score: float = 0.5) -> dict[str, Any]:
     """Counting error against people counts given once a second (see `metrics.counting_errors`)."""
+    _check_written_from(predictions, min_score)
     truth = read_people_counts(truth_path)
     counts = [(f.time, person_count(f, min_score)) for f in predictions.frames]
     return {

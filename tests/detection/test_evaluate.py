@@ -262,6 +262,16 @@ def test_ava_cli_needs_a_frame_size(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert result["frame_map"]["map"] == 1.0  # the box lands on the person only at 100x100
 
 
+def test_counting_refuses_a_file_written_from_higher_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gt = tmp_path / "gt.csv"
+    gt.write_text("video_time_s,people_in_frame\n0.00,1\n")
+    records = [{"frame": 0, "time": 0.0, "actors": [actor([0, 0, 5, 5], score=0.6)]}]
+    pred = write_jsonl(tmp_path / "p.jsonl", records, {"video": "c.mp4", "min_score": 0.3})
+    err = failure(capsys, "counting", "--pred", str(pred), "--gt", str(gt), "--min-score", "0.1")
+    assert "holds actors scored 0.3 or more only: it cannot be counted from 0.1" in err
+    assert evaluate(capsys, "counting", "--pred", str(pred), "--gt", str(gt), "--min-score", "0.3")["mae"] == 0.0
+
+
 def test_bad_input_exits_2_with_the_reason_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gt = tmp_path / "gt.csv"
     gt.write_text("video_time_s,people_in_frame\n0.00,1\n")
