@@ -32,7 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
     p.add_argument("--lr", type=float, default=TrainSettings.lr)
     p.add_argument("--seed", type=int, default=TrainSettings.seed)
-    p.add_argument("--views-per-clip", type=int, default=TrainSettings.views_per_clip)
+    p.add_argument(
+        "--views-per-clip",
+        type=int,
+        default=TrainSettings.views_per_clip,
+        help="views of each short clip (1 untransformed)",
+    )
+    p.add_argument(
+        "--views-per-video",
+        type=int,
+        default=TrainSettings.views_per_video,
+        help="views of each long single video such as bikes (1 untransformed)",
+    )
     p.add_argument("--cache-dir", type=Path, default=Path("var/train-cache/labels"), help="pseudo-label cache")
     p.add_argument("--version", default="2.1", help="version stored in the checkpoint")
     p.add_argument(
@@ -59,10 +70,17 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if not args.data.is_dir():
         raise SystemExit(f"error: footage folder {args.data} does not exist")
+    if min(args.views_per_clip, args.views_per_video) < 1:
+        raise SystemExit("error: --views-per-clip and --views-per-video must be at least 1 (the untransformed view)")
     if args.student is not None and not args.student.is_file():
         raise SystemExit(f"error: no such student checkpoint: {args.student}")
     settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, views_per_clip=args.views_per_clip
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        views_per_clip=args.views_per_clip,
+        views_per_video=args.views_per_video,
     )
     extra = [s for csv_path, videos in args.ava for s in ava_sources(Path(csv_path), Path(videos), settings)]
     record = run(

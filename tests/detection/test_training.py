@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from detection import train as train_cli
 from detection.localizer.data import ZOOM_MAX, ZOOM_MIN, Augment, FrameTargets, View, transform_frame
 from detection.localizer.losses import build_targets, focal_loss
 from detection.localizer.pseudo import (
@@ -220,3 +221,17 @@ def test_user_labelled_ava_clips_become_training_labels(tmp_path) -> None:
     assert box.actions["walking"] == box.actions["fighting"] == 1.0
     assert box.actions["running"] == box.actions["lying"] == 0.0  # not listed: not happening
     assert not labels.vehicles_labelled
+
+
+@pytest.mark.parametrize("flag", ["--views-per-clip", "--views-per-video"])
+def test_train_refuses_fewer_than_one_view(tmp_path, flag: str) -> None:
+    with pytest.raises(SystemExit, match="at least 1"):
+        train_cli.main(["--data", str(tmp_path), flag, "0", "--no-save", "--folds", "0"])
+
+
+def test_train_passes_the_view_counts_to_its_settings(tmp_path, monkeypatch) -> None:
+    seen = {}
+    monkeypatch.setattr(train_cli, "run", lambda *a, settings, **k: seen.update(settings.__dict__) or {})
+    monkeypatch.setattr(train_cli.torch, "set_num_threads", lambda n: None)  # keep the test process's threads
+    train_cli.main(["--data", str(tmp_path), "--views-per-clip", "3", "--views-per-video", "6"])
+    assert (seen["views_per_clip"], seen["views_per_video"]) == (3, 6)
