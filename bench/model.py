@@ -3,7 +3,10 @@
 Phases, alternating within each repetition so machine load hits them all (frames decoded beforehand:
 decoding is excluded from every phase and reported on its own as `decode_fps`):
 - limit: `model.backbone_maps` on one letterboxed frame, already a tensor: the part of the per-frame
-  work no streaming design can skip;
+  work no streaming design can skip (the backend's own copy of the model: batch-norms folded,
+  channels-last weights);
+- backbone_nchw: the same forward with the weights in PyTorch's default (NCHW) layout, as the
+  backend ran before it stored them channels-last: what the layout alone is worth;
 - one_stream: `stream.detect(frame)` (letterbox, backbone, cached temporal branch, heads, decode);
 - four_batched: `backend.step` with 4 cameras' frames in one batch (cross-camera batching);
 - four_serial: 4 other streams of the same frames, each `stream.detect` in turn.
@@ -26,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -35,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `python bench/model.py` from anywhere imports the project
 from bench._common import spread  # noqa: E402
 from bench.ingest import machine  # noqa: E402
-from detection.localizer.backend import LocalizerBackend, Stream  # noqa: E402
+from detection.localizer.backend import LocalizerBackend, Stream, fuse_batch_norms  # noqa: E402
 from detection.localizer.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
 from detection.localizer.geometry import apply_letterbox, fit_letterbox, to_tensor_rgb  # noqa: E402
 from detection.localizer.model import ArgusLocalizer, LocalizerConfig  # noqa: E402
@@ -99,8 +102,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def backbone_limit(backend: LocalizerBackend, images: list[np.ndarray], batch: int) -> Callable[[int], int]:
+def backbone_limit(
+    backend: LocalizerBackend, images: list[np.ndarray], batch: int, model: ArgusLocalizer | None = None
+) -> Callable[[int], int]:
+    """A bare backbone forward of `model` (default: the backend's own copy) on `batch` letterboxed frames."""
     cfg = backend.config
+    net = model or backend.model
     box = fit_letterbox(images[0].shape[1], images[0].shape[0], cfg.infer_width, cfg.infer_height)
     tensors = [
         torch.from_numpy(to_tensor_rgb([apply_letterbox(img, box, cfg.infer_width, cfg.infer_height)] * batch)).to(
@@ -111,7 +118,7 @@ def backbone_limit(backend: LocalizerBackend, images: list[np.ndarray], batch: i
 
     @torch.inference_mode()
     def step(i: int) -> int:
-        backend.model.backbone_maps(tensors[i % len(tensors)])
+        net.backbone_maps(tensors[i % len(tensors)])
         _sync(backend.device)
         return batch
 
@@ -161,8 +168,10 @@ def summarise(runs: list[dict[str, tuple[float, float]]], limit: Callable[[str],
 def cpu_bench(model: ArgusLocalizer, images: list[np.ndarray], seconds: float, reps: int) -> dict[str, Any]:
     backend = LocalizerBackend(model, {}, device=torch.device("cpu"))
     one, four, serial = [backend.stream()], [backend.stream() for _ in range(4)], [backend.stream() for _ in range(4)]
+    nchw = cast(ArgusLocalizer, fuse_batch_norms(model))
     phases = {
         "limit": backbone_limit(backend, images, 1),
+        "backbone_nchw": backbone_limit(backend, images, 1, nchw),
         "one_stream": streams_step(backend, images, one),
         "four_batched": streams_step(backend, images, four),
         "four_serial": serial_step(backend, images, serial),

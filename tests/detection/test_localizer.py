@@ -427,3 +427,30 @@ def test_the_backend_folds_batch_norms_without_changing_outputs() -> None:
         expected, got = model.eval()(clip), fused(clip)
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e, atol=1e-4, rtol=1e-4)
+
+
+def test_the_backend_stores_convolution_weights_channels_last() -> None:
+    """oneDNN's CPU convolutions work channels-last; in the default layout each one reorders its input
+    and output (about half of a frame's time, measured). The caller's model keeps its layout, since
+    training goes on using it. That outputs stay the same is the streaming test above, which runs
+    this backend against the plain clip model."""
+    model = random_model()
+    backend = LocalizerBackend(model, {}, device=torch.device("cpu"))
+    layouts = {torch.nn.Conv2d: torch.channels_last, torch.nn.Conv3d: torch.channels_last_3d}
+    convs = [m for m in backend.model.modules() if type(m) in layouts]
+    assert {type(c) for c in convs} == set(layouts)
+    assert all(c.weight.is_contiguous(memory_format=layouts[type(c)]) for c in convs)
+    # 1x1 and depthwise kernels are laid out alike in both layouts: only the others tell them apart.
+    plain = [m for m in model.modules() if type(m) in layouts and min(m.weight.shape[1], m.weight[0, 0].numel()) > 1]
+    assert plain and not any(c.weight.is_contiguous(memory_format=layouts[type(c)]) for c in plain)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_temporal_conv_computed_in_2d_equals_the_3d_conv(stride: int) -> None:
+    torch.manual_seed(stride)
+    conv = torch.nn.Conv3d(6, 5, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0))
+    x = torch.rand(2, 6, 8, 4, 7)
+    assert backend_module.TimeConv.fits(conv)
+    assert not backend_module.TimeConv.fits(torch.nn.Conv3d(6, 6, (1, 3, 3), padding=(0, 1, 1), groups=6))
+    with torch.no_grad():
+        torch.testing.assert_close(backend_module.TimeConv(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
