@@ -109,13 +109,21 @@ def export(checkpoint: Path, out: Path, *, opset: int = 18) -> tuple[Path, Path,
     except CheckpointError as exc:
         raise ExportError(str(exc)) from exc
     frame_path, heads_path, card_path = output_paths(out)
+    frame_path.parent.mkdir(parents=True, exist_ok=True)
     frame, heads = exported_programs(model)
     for program, path, inputs, outputs in (
         (frame, frame_path, FRAME_INPUTS, FRAME_OUTPUTS),
         (heads, heads_path, HEADS_INPUTS, HEADS_OUTPUTS),
     ):
         torch.onnx.export(
-            program, (), str(path), input_names=inputs, output_names=outputs, opset_version=opset, dynamo=True
+            program,
+            (),
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,  # one self-contained file per graph (the weights are a few MB)
         )
     card_path.write_text(json.dumps(model_card(meta, frame_path, heads_path), indent=2) + "\n")
     return frame_path, heads_path, card_path
