@@ -333,9 +333,13 @@ def recording_options(camera: Camera, fps: float) -> SourceOptions:
     )
 
 
+def job_rules(job: VideoJob) -> list[ZoneRuleSpec]:
+    return rule_specs(job.camera)  # reads the camera, its site, zones and rules
+
+
 def run_video_job(job: VideoJob, owner: str) -> VideoJobSink:
     """Analyse the whole file from its first frame; raises SourceError when it cannot be read."""
-    rules = rule_specs(job.camera)
+    rules = through_outage(job_rules, job)
     state = pipeline.new_state(worker_detector(), rules)
     sink = VideoJobSink(job, owner, estimated_frames(job.source, job.analysis_fps))
     frames = recording_frames(job.source, job.recorded_at, recording_options(job.camera, job.analysis_fps))
@@ -362,7 +366,9 @@ def analyse_video(self: object, job_id: int) -> str:
     request = getattr(self, "request", None)
     task_id = getattr(request, "id", None) or "eager"
     owner = _owner(task_id)
-    job = video_jobs.claim(job_id, owner, task_id)
+    # A run waits out a database outage in place from its first query on, as it does mid-video: a
+    # task that died here would leave the job to the sweep (a re-run, or a re-send after a delay).
+    job = through_outage(video_jobs.claim, job_id, owner, task_id)
     if job is None:
         return "not ours"
     log.info("video job %s: run %d of %s", job_id, job.attempts, job.source)
