@@ -38,9 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `python bench/model.py` from anywhere imports the project
 from bench._common import spread  # noqa: E402
 from bench.ingest import machine  # noqa: E402
-from detection.localizer.backend import LocalizerBackend, Stream, fuse_batch_norms  # noqa: E402
+from detection.localizer.backend import LocalizerBackend, Stream  # noqa: E402
 from detection.localizer.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
 from detection.localizer.geometry import apply_letterbox, fit_letterbox, to_tensor_rgb  # noqa: E402
+from detection.localizer.inference import fuse_batch_norms  # noqa: E402
 from detection.localizer.model import ArgusLocalizer, LocalizerConfig  # noqa: E402
 
 FOOTAGE = [REPO.parent / "shared" / "data" / "vtest.avi", REPO / "var" / "demo" / "vtest.avi"]

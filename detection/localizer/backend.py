@@ -7,23 +7,20 @@ to analyse one frame of several cameras in one batch. CUDA is used when present.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from detection.localizer.checkpoint import load_checkpoint
 from detection.localizer.decode import RawActor, decode
 from detection.localizer.geometry import Letterbox, apply_letterbox, fit_letterbox, to_tensor_rgb
+from detection.localizer.inference import inference_model
 from detection.localizer.model import ArgusLocalizer, small_gray
 from detection.types import ACTIONS_BY_CLASS, Detection
 
@@ -36,73 +33,6 @@ def pick_device(name: str | None = None) -> torch.device:
     if name:
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-_CONVS = (nn.Conv2d, nn.Conv3d)
-_NORMS = (nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-def fuse_batch_norms(model: nn.Module) -> nn.Module:
-    """A copy of `model` (in eval mode) with every batch-norm that follows a convolution in a
-    Sequential folded into that convolution's weights: the same outputs, about a tenth less CPU per
-    frame (measured), since inference never updates the statistics."""
-    fused = copy.deepcopy(model).eval()
-    for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(len(seq) - 1):
-            conv, norm = seq[i], seq[i + 1]
-            if isinstance(conv, _CONVS) and isinstance(norm, _NORMS):
-                seq[i] = fuse_conv_bn_eval(conv, norm)
-                seq[i + 1] = nn.Identity()
-    return fused
-
-
-class TimeConv(nn.Module):
-    """A (k, 1, 1) Conv3d over (B, C, T, h, w) computed as a (k, 1) Conv2d over (B, C, T, h*w): the
-    same sums, but PyTorch's CPU build has no fast kernel for such 3D convolutions (it took 2-3 ms a
-    frame in the temporal branch, measured, against about 1 ms this way)."""
-
-    def __init__(self, conv: nn.Conv3d) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(conv.weight.detach().flatten(3).contiguous(), requires_grad=False)
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
-        self.stride, self.padding = (conv.stride[0], 1), (cast(tuple[int, ...], conv.padding)[0], 0)
-
-    @staticmethod
-    def fits(module: nn.Module) -> bool:
-        return isinstance(module, nn.Conv3d) and module.kernel_size[1:] == (1, 1) and module.groups == 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv2d(x.flatten(3), self.weight, self.bias, self.stride, self.padding)
-        return out.unflatten(3, x.shape[3:])
-
-
-def temporal_convs_as_2d(model: nn.Module) -> nn.Module:
-    """`model` with every (k, 1, 1) Conv3d of a Sequential replaced by its TimeConv, in place."""
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        for i, module in enumerate(seq):
-            if TimeConv.fits(module):
-                seq[i] = TimeConv(cast(nn.Conv3d, module))
-    return model
-
-
-def to_channels_last(model: nn.Module) -> nn.Module:
-    """`model` with every convolution module's weights stored channels-last (NHWC; NDHWC for 3D), in
-    place. oneDNN's CPU convolutions work in that layout: with NCHW weights every convolution reorders
-    its input and output, which took more than half of the frame (measured: the bare backbone ran 2.7
-    times faster at 512x384 on 2 cores). Outputs are the same up to float rounding."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
-        elif isinstance(module, nn.Conv3d):
-            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
-    return model
-
-
-def inference_model(model: ArgusLocalizer, device: torch.device) -> ArgusLocalizer:
-    """The copy a backend runs: batch-norms folded, temporal convolutions as 2D ones, channels-last
-    weights, on `device`. The caller's model is untouched (training may go on using it)."""
-    fast = temporal_convs_as_2d(fuse_batch_norms(model).to(device))
-    return cast(ArgusLocalizer, to_channels_last(fast))
 
 
 class LocalizerBackend:
