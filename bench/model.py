@@ -40,7 +40,7 @@ from bench._common import spread  # noqa: E402
 from bench.ingest import machine  # noqa: E402
 from detection.localizer.backend import LocalizerBackend, Stream  # noqa: E402
 from detection.localizer.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
-from detection.localizer.geometry import apply_letterbox, fit_letterbox, to_tensor_rgb  # noqa: E402
+from detection.localizer.geometry import apply_letterbox, fit_letterbox, rgb_tensor  # noqa: E402
 from detection.localizer.inference import fuse_batch_norms  # noqa: E402
 from detection.localizer.model import ArgusLocalizer, LocalizerConfig  # noqa: E402
 
@@ -106,14 +106,17 @@ def _sync(device: torch.device) -> None:
 def backbone_limit(
     backend: LocalizerBackend, images: list[np.ndarray], batch: int, model: ArgusLocalizer | None = None
 ) -> Callable[[int], int]:
-    """A bare backbone forward of `model` (default: the backend's own copy) on `batch` letterboxed frames."""
+    """A bare backbone forward of `model` (default: the backend's own copy) on `batch` letterboxed
+    frames, given as the backend gives them (channels-last) to its own copy and in the default
+    layout to another model (a channels-last input would switch its convolutions to that layout)."""
     cfg = backend.config
     net = model or backend.model
     box = fit_letterbox(images[0].shape[1], images[0].shape[0], cfg.infer_width, cfg.infer_height)
+    layout = torch.channels_last if model is None else torch.contiguous_format
     tensors = [
-        torch.from_numpy(to_tensor_rgb([apply_letterbox(img, box, cfg.infer_width, cfg.infer_height)] * batch)).to(
-            backend.device
-        )
+        rgb_tensor([apply_letterbox(img, box, cfg.infer_width, cfg.infer_height)] * batch)
+        .contiguous(memory_format=layout)
+        .to(backend.device)
         for img in images[:8]
     ]
 

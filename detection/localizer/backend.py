@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from detection.localizer.checkpoint import load_checkpoint
-from detection.localizer.decode import RawActor, decode
-from detection.localizer.geometry import Letterbox, apply_letterbox, fit_letterbox, to_tensor_rgb
-from detection.localizer.inference import inference_model
+from detection.localizer.decode import RawActor, actors_at, find_peaks
+from detection.localizer.geometry import Letterbox, apply_letterbox, fit_letterbox, rgb_tensor
+from detection.localizer.inference import CellHeads, inference_model
 from detection.localizer.model import ArgusLocalizer, small_gray
 from detection.types import ACTIONS_BY_CLASS, Detection
 
@@ -42,6 +42,7 @@ class LocalizerBackend:
         self, model: ArgusLocalizer, meta: dict[str, Any], *, device: torch.device, min_score: float = DEFAULT_MIN_SCORE
     ) -> None:
         self.model = inference_model(model, device)
+        self.cell_heads = CellHeads(self.model)
         self.meta = meta
         self.device = device
         self.min_score = min_score
@@ -68,24 +69,21 @@ class LocalizerBackend:
             return []
         cfg = self.config
         boxes = [fit_letterbox(img.shape[1], img.shape[0], cfg.infer_width, cfg.infer_height) for _, img in items]
-        batch = to_tensor_rgb(
-            [
-                apply_letterbox(img, lb, cfg.infer_width, cfg.infer_height)
-                for (_, img), lb in zip(items, boxes, strict=True)
-            ]
-        )
-        images = torch.from_numpy(batch).to(self.device)
+        canvases = [
+            apply_letterbox(img, lb, cfg.infer_width, cfg.infer_height)
+            for (_, img), lb in zip(items, boxes, strict=True)
+        ]
+        images = rgb_tensor(canvases).to(self.device)
         with self._lock:
             maps = self.model.backbone_maps(images)
             grays = small_gray(images)
-            outputs = self._heads(items, maps, grays)
-        return [
-            self._detections(raw, lb) for raw, lb in zip(decode(outputs, min_score=self.min_score), boxes, strict=True)
-        ]
+            fused = self._fused(items, maps, grays)
+            actors = self._actors(fused)
+        return [self._detections(raw, lb) for raw, lb in zip(actors, boxes, strict=True)]
 
-    def _heads(
+    def _fused(
         self, items: Sequence[tuple[Stream, np.ndarray]], maps: tuple[torch.Tensor, ...], grays: torch.Tensor
-    ) -> Any:
+    ) -> torch.Tensor:
         s8, s16, s32 = maps
         prev = [stream.prev_gray for stream, _ in items]
         prev_gray = torch.cat([p if p is not None else g[None] for p, g in zip(prev, grays, strict=True)])
@@ -95,7 +93,16 @@ class LocalizerBackend:
         for i, (stream, _) in enumerate(items):
             stream.push(features.memory[i], grays[i : i + 1])
             memories.append(stream.clip(self.config.clip_len))
-        return self.model.heads(features.f2d, torch.stack(memories))
+        return self.model.fused(features.f2d, torch.stack(memories))
+
+    def _actors(self, fused: torch.Tensor) -> list[list[RawActor]]:
+        """Decode each frame: the heatmap densely, sizes and actions only at its peaks."""
+        heatmap = self.model.heatmap_head(fused)
+        actors = []
+        for item, peaks in zip(fused, find_peaks(heatmap, min_score=self.min_score), strict=True):
+            size, actions = self.cell_heads(item, peaks.ys, peaks.xs)
+            actors.append(actors_at(peaks, size, torch.sigmoid(actions)))
+        return actors
 
     def _detections(self, actors: list[RawActor], box: Letterbox) -> list[Detection]:
         if not actors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -19,40 +20,61 @@ class RawActor:
     actions: np.ndarray  # (A,) probabilities
 
 
+MAX_ACTORS = 64  # peaks kept per frame, best first
+NMS_IOU = 0.6
+
+
+class Peaks(NamedTuple):
+    """One frame's centre peaks at or above the minimum score, best first."""
+
+    scores: torch.Tensor  # (N,) probabilities
+    classes: torch.Tensor  # (N,) actor class indices
+    ys: torch.Tensor  # (N,) cells of the stride-8 grid
+    xs: torch.Tensor
+
+
 def decode(
-    outputs: HeadOutputs, *, min_score: float = 0.1, max_actors: int = 64, nms_iou: float = 0.6
+    outputs: HeadOutputs, *, min_score: float = 0.1, max_actors: int = MAX_ACTORS, nms_iou: float = NMS_IOU
 ) -> list[list[RawActor]]:
     """One list of actors per batch item. Peaks are 3x3 local maxima of the centre heatmap; a
     class-wise NMS then removes peaks that describe the same actor twice."""
-    heat = torch.sigmoid(outputs.heatmap)
+    actors = []
+    for b, peaks in enumerate(find_peaks(outputs.heatmap, min_score=min_score, max_actors=max_actors)):
+        size = outputs.size[b][:, peaks.ys, peaks.xs]
+        actions = torch.sigmoid(outputs.actions[b][:, peaks.ys, peaks.xs])
+        actors.append(actors_at(peaks, size, actions, nms_iou=nms_iou))
+    return actors
+
+
+def find_peaks(heatmap: torch.Tensor, *, min_score: float = 0.1, max_actors: int = MAX_ACTORS) -> list[Peaks]:
+    """(B, classes, h, w) centre logits -> the peaks of each batch item."""
+    heat = torch.sigmoid(heatmap)
     peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
-    actions = torch.sigmoid(outputs.actions)
-    return [
-        _decode_one(peaks[b], outputs.size[b], actions[b], min_score, max_actors, nms_iou) for b in range(heat.shape[0])
-    ]
+    found = []
+    for item in peaks:
+        classes, height, width = item.shape
+        scores, flat = item.flatten().topk(min(max_actors, item.numel()))
+        keep = scores >= min_score
+        scores, flat = scores[keep], flat[keep]
+        cell = flat % (height * width)
+        found.append(Peaks(scores, flat // (height * width), cell // width, cell % width))
+    return found
 
 
-def _decode_one(
-    peaks: torch.Tensor, size: torch.Tensor, actions: torch.Tensor, min_score: float, max_actors: int, nms_iou: float
-) -> list[RawActor]:
-    classes, height, width = peaks.shape
-    scores, flat = peaks.flatten().topk(min(max_actors, peaks.numel()))
-    keep = scores >= min_score
-    scores, flat = scores[keep], flat[keep]
-    if flat.numel() == 0:
+def actors_at(peaks: Peaks, size: torch.Tensor, actions: torch.Tensor, *, nms_iou: float = NMS_IOU) -> list[RawActor]:
+    """Boxes and actions of `peaks`, from the size head (4, N) and the action probabilities (A, N)
+    read at their cells; overlapping boxes of one class are suppressed."""
+    if peaks.scores.numel() == 0:
         return []
-    cls = flat // (height * width)
-    cell = flat % (height * width)
-    ys, xs = cell // width, cell % width
-    sizes = size[:, ys, xs]  # (4, N)
-    cx = (xs.float() + 0.5 + sizes[2]) * STRIDE
-    cy = (ys.float() + 0.5 + sizes[3]) * STRIDE
-    w = sizes[0].clamp(max=8).exp() * STRIDE
-    h = sizes[1].clamp(max=8).exp() * STRIDE
-    boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1).numpy()
-    acts = actions[:, ys, xs].T.numpy()
-    order = nms(boxes, scores.numpy(), cls.numpy(), nms_iou)
-    return [RawActor(tuple(float(v) for v in boxes[i]), int(cls[i]), float(scores[i]), acts[i]) for i in order]  # type: ignore[arg-type]
+    cx = (peaks.xs.float() + 0.5 + size[2]) * STRIDE
+    cy = (peaks.ys.float() + 0.5 + size[3]) * STRIDE
+    w = size[0].clamp(max=8).exp() * STRIDE
+    h = size[1].clamp(max=8).exp() * STRIDE
+    boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1).cpu().numpy()
+    acts = actions.T.cpu().numpy()
+    scores, classes = peaks.scores.cpu().numpy(), peaks.classes.cpu().numpy()
+    order = nms(boxes, scores, classes, nms_iou)
+    return [RawActor(tuple(float(v) for v in boxes[i]), int(classes[i]), float(scores[i]), acts[i]) for i in order]  # type: ignore[arg-type]
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float) -> list[int]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 PAD_VALUE = 114  # grey padding, as in common detector practice
 
@@ -68,3 +69,10 @@ def to_tensor_rgb(images: list[np.ndarray]) -> np.ndarray:
     """BGR uint8 (H, W, 3) frames -> (B, 3, H, W) float32 RGB in [0, 1]."""
     batch = np.stack(images)[..., ::-1].transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch, dtype=np.float32) / 255.0
+
+
+def rgb_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    """The same frames as `to_tensor_rgb`, as a tensor stored channels-last (B, H, W, 3 in memory):
+    the layout of the backend's convolutions, made without a transposing copy (the stream's input)."""
+    rgb = np.stack([cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images])
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div_(255.0)

@@ -188,10 +188,14 @@ class ArgusLocalizer(nn.Module):
 
     def heads(self, f2d: torch.Tensor, memories: torch.Tensor) -> HeadOutputs:
         """f2d: (B, neck, H/8, W/8) of the keyframe; memories: (B, T, C, H/16, W/16), keyframe last."""
+        fused = self.fused(f2d, memories)
+        return HeadOutputs(self.heatmap_head(fused), self.size_head(fused), self.action_head(fused))
+
+    def fused(self, f2d: torch.Tensor, memories: torch.Tensor) -> torch.Tensor:
+        """The (B, fused, H/8, W/8) feature all three heads read."""
         ftemp = self.temporal(memories)
         ftemp = F.interpolate(ftemp, size=f2d.shape[-2:], mode="bilinear", align_corners=False)
-        fused = self.fusion(f2d, ftemp)
-        return HeadOutputs(self.heatmap_head(fused), self.size_head(fused), self.action_head(fused))
+        return self.fusion(f2d, ftemp)
 
     def forward(self, clips: torch.Tensor) -> HeadOutputs:
         """(B, T, 3, H, W) RGB [0, 1] clips, keyframe last -> head outputs for the keyframes.

@@ -20,7 +20,7 @@ from detection.localizer import checkpoint as checkpoint_module
 from detection.localizer import export, inference
 from detection.localizer.backend import LocalizerBackend, Stream
 from detection.localizer.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint, save_checkpoint
-from detection.localizer.decode import decode, nms
+from detection.localizer.decode import decode, find_peaks, nms
 from detection.localizer.geometry import apply_letterbox, fit_letterbox, to_tensor_rgb
 from detection.localizer.model import STRIDE, HeadOutputs, LocalizerConfig, TemporalBranch
 from detection.types import ACTIONS, ACTIONS_BY_CLASS, ACTOR_CLASSES, Detection, Frame
@@ -143,43 +143,65 @@ def test_strict_loading_refuses_files_that_are_not_checkpoints(tmp_path: Path) -
 # --- Streaming -----------------------------------------------------------------------------------
 
 
-class HeadRecorder:
-    """Stands in for decode to keep the raw head outputs the backend computed."""
+class HeatmapRecorder:
+    """Stands in for the backend's find_peaks to keep the centre heatmaps it computed."""
 
     def __init__(self) -> None:
-        self.outputs: list[HeadOutputs] = []
+        self.heatmaps: list[torch.Tensor] = []
 
-    def __call__(self, outputs: HeadOutputs, **kwargs):
-        self.outputs.append(HeadOutputs(*(t.clone() for t in outputs)))
-        return decode(outputs, **kwargs)
+    def __call__(self, heatmap: torch.Tensor, **kwargs):
+        self.heatmaps.append(heatmap.clone())
+        return find_peaks(heatmap, **kwargs)
 
 
 @pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> HeadRecorder:
-    rec = HeadRecorder()
-    monkeypatch.setattr(backend_module, "decode", rec)
+def recorder(monkeypatch: pytest.MonkeyPatch) -> HeatmapRecorder:
+    rec = HeatmapRecorder()
+    monkeypatch.setattr(backend_module, "find_peaks", rec)
     return rec
 
 
-def test_a_warming_stream_equals_the_clip_model_with_its_first_frame_repeated(model, recorder) -> None:
+def test_a_warming_stream_equals_the_clip_model_with_its_first_frame_repeated(recorder) -> None:
     """Frame k of a stream is analysed as the clip model analyses the last T frames plus the one
     before them (which gives the oldest memory its motion), the first frame standing in for those
-    before it (and comparing with itself: no motion)."""
+    before it (and comparing with itself: no motion). Its actors are those of the clip model's dense
+    heads (the stream reads sizes and actions only at the peaks)."""
+    model = random_model(heat_bias=-1.0)
     backend = LocalizerBackend(model, {}, device=torch.device("cpu"))
     stream = backend.stream()
     images = rng_frames(SMALL.clip_len + 3, seed=1)
     tensors = torch.from_numpy(to_tensor_rgb(images))
+    box = fit_letterbox(W, H, W, H)  # the frames fill the canvas: network pixels are source pixels
+    found = 0
     for k in range(len(images)):
-        stream.detect(images[k])
+        got = stream.detect(images[k])
         length = SMALL.clip_len + 1
         window = [0] * max(0, length - k - 1) + list(range(max(0, k + 1 - length), k + 1))
         with torch.inference_mode():
             expected = model(tensors[window][None])
-        for got, want in zip(recorder.outputs[-1], expected, strict=True):
-            # Rounding only: the backend sums in other orders (channels-last, folded batch-norms), which
-            # moves these random-weight logits (up to about 7) by up to 1.5e-4; a wrong sum moves them by 0.1+.
-            torch.testing.assert_close(got, want, atol=3e-4, rtol=1e-4, msg=f"frame {k}")
+        # Rounding only: the backend sums in other orders (channels-last, folded batch-norms), which
+        # moves these random-weight logits by up to about 1.5e-4; a wrong sum moves them by 0.1+.
+        torch.testing.assert_close(recorder.heatmaps[-1], expected.heatmap, atol=3e-4, rtol=1e-4, msg=f"frame {k}")
+        want = backend._detections(decode(expected, min_score=backend.min_score)[0], box)
+        assert_same_detections(got, want, backend.min_score)
+        for g, w in zip(sorted(got, key=lambda d: -d.score), sorted(want, key=lambda d: -d.score), strict=False):
+            assert g.actions == pytest.approx(w.actions, abs=1e-3)
+        found += len(got)
+    assert found, "the biased random model finds actors"
     assert len(stream.memories) == SMALL.clip_len
+
+
+def test_the_cell_heads_equal_the_dense_heads_at_their_cells() -> None:
+    fast = inference.inference_model(random_model(), torch.device("cpu"))
+    fused = torch.randn(1, SMALL.fused_channels, H // STRIDE, W // STRIDE).contiguous(memory_format=torch.channels_last)
+    ys = torch.tensor([0, 0, 3, H // STRIDE - 1, H // STRIDE - 1, 5])  # corners and edges use the zero padding
+    xs = torch.tensor([0, W // STRIDE - 1, 4, 0, W // STRIDE - 1, 7])
+    size, actions = inference.CellHeads(fast)(fused[0], ys, xs)
+    with torch.inference_mode():
+        torch.testing.assert_close(size, fast.size_head(fused)[0][:, ys, xs], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(actions, fast.action_head(fused)[0][:, ys, xs], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="fold the batch-norms first"):
+        inference.CellHeads(random_model())
 
 
 def test_a_batch_of_cameras_gives_what_each_camera_gets_alone(recorder) -> None:
@@ -189,12 +211,11 @@ def test_a_batch_of_cameras_gives_what_each_camera_gets_alone(recorder) -> None:
     together = [backend.stream() for _ in cameras]
     for t in range(5):
         singles = [stream.detect(frames[t]) for stream, frames in zip(alone, cameras, strict=True)]
-        single_heads = recorder.outputs[-3:]
+        single_heat = recorder.heatmaps[-3:]
         batched = backend.step([(stream, frames[t]) for stream, frames in zip(together, cameras, strict=True)])
-        batch_heads = recorder.outputs[-1]
+        batch_heat = recorder.heatmaps[-1]
         for c in range(3):
-            for got, want in zip(batch_heads, single_heads[c], strict=True):
-                torch.testing.assert_close(got[c], want[0], atol=1e-3, rtol=1e-3)
+            torch.testing.assert_close(batch_heat[c], single_heat[c][0], atol=1e-3, rtol=1e-3)
             assert singles[c], "the biased random model finds actors"
             assert_same_detections(batched[c], singles[c], backend.min_score)
 
@@ -221,9 +242,9 @@ def test_a_reset_stream_starts_afresh(model, recorder) -> None:
         stream.detect(image)
     stream.reset()
     stream.detect(images[0])
-    first = recorder.outputs[-1]
+    first = recorder.heatmaps[-1]
     backend.stream().detect(images[0])
-    torch.testing.assert_close(recorder.outputs[-1].heatmap, first.heatmap)
+    torch.testing.assert_close(recorder.heatmaps[-1], first)
 
 
 def test_detections_are_in_source_pixels_with_their_class_actions_only() -> None:
@@ -350,9 +371,15 @@ def test_the_onnx_graphs_compute_in_onnxruntime_what_a_stream_computes(tmp_path:
         f2d, memory, prev_gray = frame_graph.run(None, {"images": images, "prev_gray": prev_gray})
         memories = [*memories, memory][-SMALL.clip_len :]
         clip = np.stack([memories[0]] * (SMALL.clip_len - len(memories)) + memories, axis=1)
-        for got, want in zip(heads_graph.run(None, {"f2d": f2d, "memories": clip}), recorder.outputs[-1], strict=True):
-            # Two runtimes sum in different orders: logits agree to ~1e-4 (7.6e-5 for the shipped
-            # model on vtest frames); a wrong memory order or motion input is off by 0.1 or more.
+        heatmap, size, actions = heads_graph.run(None, {"f2d": f2d, "memories": clip})
+        # Two runtimes sum in different orders: logits agree to ~1e-4 (7.6e-5 for the shipped
+        # model on vtest frames); a wrong memory order or motion input is off by 0.1 or more.
+        np.testing.assert_allclose(heatmap, recorder.heatmaps[-1].numpy(), atol=1e-3, rtol=1e-3, err_msg=f"frame {k}")
+        # The stream reads sizes and actions only at peaks: the graph's dense maps are checked
+        # against the PyTorch heads on the same inputs.
+        with torch.inference_mode():
+            dense = backend.model.heads(torch.from_numpy(f2d), torch.from_numpy(clip))
+        for got, want in ((size, dense.size), (actions, dense.actions)):
             np.testing.assert_allclose(got, want.numpy(), atol=1e-3, rtol=1e-3, err_msg=f"frame {k}")
 
 
