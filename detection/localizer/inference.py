@@ -147,9 +147,6 @@ def _matrix(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     return conv.weight.detach().flatten(1).clone(), conv.bias.detach().clone()
 
 
-_NEIGHBOURS = torch.arange(3)
-
-
 class CellHeads:
     """The size and action heads of a model (batch-norms folded) at chosen cells of the fused map:
     the same numbers as the dense heads there, for the cost of a few cells."""
@@ -161,8 +158,9 @@ class CellHeads:
     def __call__(self, fused: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """fused: (C, h, w) of one frame; ys, xs: (N,) cells -> size outputs (4, N), action logits (A, N)."""
         padded = F.pad(fused, (1, 1, 1, 1))  # the convolution's zero padding
-        rows = (ys[:, None] + _NEIGHBOURS)[:, :, None].expand(-1, 3, 3).flatten(1)  # (N, 9), row-major 3x3
-        cols = (xs[:, None] + _NEIGHBOURS)[:, None, :].expand(-1, 3, 3).flatten(1)
+        neighbours = torch.arange(3, device=ys.device)
+        rows = (ys[:, None] + neighbours)[:, :, None].expand(-1, 3, 3).flatten(1)  # (N, 9), row-major 3x3
+        cols = (xs[:, None] + neighbours)[:, None, :].expand(-1, 3, 3).flatten(1)
         patches = padded[:, rows, cols]  # (C, N, 9)
         return self.size(patches), self.actions(patches)
 
