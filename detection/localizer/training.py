@@ -49,7 +49,7 @@ class TrainSettings:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
-    views_per_clip: int = 2  # 1 untransformed + augmented
+    views_per_clip: int = 3  # 1 untransformed + 2 augmented (since v2.2; 2 before)
     views_per_video: int = 4  # long single videos (bikes) get more augmented views
 
 
