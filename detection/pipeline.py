@@ -10,11 +10,11 @@ import logging
 import pickle
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from detection.rules import RuleHit, ZoneRuleEngine, ZoneRuleSpec
-from detection.tracker import STATE_VERSION, ByteTracker, Track
+from detection.tracker import STATE_VERSION, ByteTracker, Track, TrackerConfig
 from detection.types import Detection, Detector, Frame
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,13 @@ class CameraState:
 
 
 def new_state(detector: Detector, rules: Sequence[ZoneRuleSpec]) -> CameraState:
-    return CameraState(detector=detector, tracker=ByteTracker(), engine=ZoneRuleEngine(rules))
+    return CameraState(detector=detector, tracker=ByteTracker(tracker_config(detector)), engine=ZoneRuleEngine(rules))
+
+
+def tracker_config(detector: Detector) -> TrackerConfig:
+    """The tracker's settings for this detector: its scores may need their own start score."""
+    start = getattr(detector, "track_start_score", None)
+    return TrackerConfig() if start is None else replace(TrackerConfig(), high_thresh=float(start))
 
 
 def freeze(state: CameraState) -> bytes:

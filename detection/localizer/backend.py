@@ -125,6 +125,7 @@ class Stream:
     def __init__(self, backend: LocalizerBackend) -> None:
         self.backend = backend
         self.name = backend.name
+        self.track_start_score = backend.config.track_start_score  # read by pipeline.new_state
         self.memories: deque[torch.Tensor] = deque(maxlen=backend.config.clip_len)
         self.prev_gray: torch.Tensor | None = None
 

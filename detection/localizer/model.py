@@ -31,6 +31,10 @@ class LocalizerConfig:
     # training canvas: trained on footage where people are large, it needs small people enlarged.
     infer_height: int = 384
     infer_width: int = 512
+    # The least score of a detection that may start a track (the tracker's high_thresh): heatmap
+    # peaks of this model run lower than a box detector's scores, so 0.5 drops real people. Chosen on
+    # vtest.avi for v2.2 (best F1 against the teacher among 0.1-0.5); see the model card.
+    track_start_score: float = 0.2
     clip_len: int = 8  # T: memories the temporal branch reads, newest last
     neck_channels: int = 64  # 2D branch width at stride 8
     memory_channels: int = 32  # learned channels kept per frame for the temporal branch

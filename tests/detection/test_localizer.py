@@ -4,6 +4,7 @@ decode geometry, the ONNX graphs, and the "localizer" detector in the camera pip
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -138,6 +139,20 @@ def test_strict_loading_refuses_files_that_are_not_checkpoints(tmp_path: Path) -
         load_checkpoint(other)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_the_checkpoint_sets_the_trackers_start_score(model, tmp_path: Path) -> None:
+    """A camera's tracker starts tracks from the score its checkpoint's config names; a checkpoint
+    written before that setting existed gets the current default."""
+    tuned = dataclasses.replace(SMALL, track_start_score=0.35)
+    backend = LocalizerBackend.load(write_random_checkpoint(tmp_path / "tuned.pt", tuned), device="cpu")
+    assert pipeline.new_state(backend.stream(), []).tracker.config.high_thresh == 0.35
+
+    def forget_the_setting(p: dict) -> None:
+        del p["config"]["track_start_score"]
+
+    older, _ = load_checkpoint(_tampered(model, tmp_path, forget_the_setting))
+    assert older.config.track_start_score == LocalizerConfig().track_start_score
 
 
 # --- Streaming -----------------------------------------------------------------------------------

@@ -227,6 +227,30 @@ def test_weak_detections_carry_a_confirmed_track_but_never_start_one():
     assert [t.id for t in tracker.tracks] == [1]
 
 
+class _Weighed:
+    """A detector whose scores run low: it asks the tracker to start tracks from 0.25."""
+
+    name = "low-scores"
+    track_start_score = 0.25
+
+    def detect(self, image):
+        return []
+
+
+def test_a_detector_sets_the_score_that_starts_a_track():
+    assert pipeline.new_state(_Weighed(), []).tracker.config.high_thresh == 0.25
+    assert pipeline.new_state(detector=None, rules=[]).tracker.config == TrackerConfig()  # type: ignore[arg-type]
+
+
+def test_a_steady_actor_scored_between_start_and_default_start_scores_gets_a_track():
+    weighed, default = pipeline.new_state(_Weighed(), []).tracker, ByteTracker()
+    for frame in range(5):
+        detections = [person(100.0 + 5 * frame, score=0.3), person(500.0, score=0.2)]  # 0.2: below both
+        started = weighed.update(detections, at(frame * 0.1))
+        assert default.update(detections, at(frame * 0.1)) == []
+    assert [(t.id, t.score) for t in started] == [(1, 0.3)]
+
+
 def test_detections_below_the_low_threshold_are_ignored():
     tracker = ByteTracker()
     for frame in range(3):
