@@ -475,12 +475,7 @@ def evaluate_detection(
     floor = min(min_score, ignore_min_score)  # with or without `ignore`, so one cache serves both
     run = teacher_boxes(video, frames, score_floor=floor, make_teacher=make_teacher, cache=cache, progress=progress)
     _check_frame_size(predictions, run.identity.get("frame_size"), video)
-    truths = [
-        TruthBox(index, box, ignore=score < min_score)
-        for index, boxes in run.boxes.items()
-        for box, score in boxes
-        if score >= min_score or (ignore and score > ignore_min_score)
-    ]
+    truths = teacher_truths(run, min_score=min_score, ignore_min_score=ignore_min_score, ignore=ignore)
     detections = [
         ScoredBox(f.frame, a.box, a.score) for f in predictions.frames for a in f.actors if a.label == "person"
     ]
@@ -500,6 +495,17 @@ def evaluate_detection(
         },
         **result.as_dict(),
     }
+
+
+def teacher_truths(run: TeacherRun, *, min_score: float, ignore_min_score: float, ignore: bool) -> list[TruthBox]:
+    """The teacher's boxes from `min_score` as truths; with `ignore`, those above `ignore_min_score`
+    as 'ignore' truths (detections on them count neither way)."""
+    return [
+        TruthBox(index, box, ignore=score < min_score)
+        for index, boxes in run.boxes.items()
+        for box, score in boxes
+        if score >= min_score or (ignore and score > ignore_min_score)
+    ]
 
 
 def _check_frame_size(predictions: Predictions, frame_size: object, video: Path) -> None:

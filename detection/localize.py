@@ -54,7 +54,7 @@ from detection.types import ACTIONS_BY_CLASS, Detection, Frame
 DEFAULT_MAX_FPS = 30.0  # the most a camera analyses too (Camera.analysis_fps)
 DEFAULT_MIN_SCORE = 0.3
 # Tracker time for the video's first frame: the tracker wants datetimes, only differences matter.
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class LocalizeError(Exception):
@@ -94,9 +94,9 @@ def localize(video: Path, out: Path, options: LocalizeOptions, *, stderr: IO[str
     if not video.is_file():
         raise LocalizeError(f"{video}: no such video file")
     with _atomic_output(out) as sink:
-        backend = _load_backend(options)
+        backend = load_backend(options)
         started = time.monotonic()
-        with _open_video(video) as (container, info):
+        with open_video(video) as (container, info):
             rate = analysed_fps(info.fps, options.fps)
             sink.write(_json(header(video, info, rate, options, backend.meta)))
             progress = Progress(_expected_frames(info, rate, options.max_frames), stderr, enabled=options.progress)
@@ -115,7 +115,7 @@ def analysed_fps(video_fps: float, wanted: float | None) -> float | None:
 # --- Model -------------------------------------------------------------------------------------
 
 
-def _load_backend(options: LocalizeOptions) -> LocalizerBackend:
+def load_backend(options: LocalizeOptions) -> LocalizerBackend:
     if options.device and options.device.startswith("cuda") and not torch.cuda.is_available():
         raise LocalizeError("--device cuda: CUDA is not available on this machine")
     try:
@@ -164,7 +164,7 @@ def header(
 
 
 @contextmanager
-def _open_video(video: Path) -> Iterator[tuple[av.container.InputContainer, VideoInfo]]:
+def open_video(video: Path) -> Iterator[tuple[av.container.InputContainer, VideoInfo]]:
     try:
         container = av.open(str(video))
     except (av.error.FFmpegError, OSError) as exc:
@@ -232,7 +232,7 @@ def _analyse(
     frames = actors = 0
     try:
         for index, t, image in itertools.islice(decoded_frames(container, info.fps, rate), options.max_frames):
-            frame = Frame(index=frames, time=_EPOCH + timedelta(seconds=t), image=image)
+            frame = Frame(index=frames, time=EPOCH + timedelta(seconds=t), image=image)
             detections = pipeline.detect_stage(state, frame)
             tracks = pipeline.track_stage(state, frame, detections)
             records = actor_records(tracks, detections, options.min_score, info.width, info.height)
@@ -252,7 +252,7 @@ def actor_records(
     return [
         {
             "track": track.id,
-            "box": _pixel_box(track.box, width, height),
+            "box": pixel_box(track.box, width, height),
             "class": track.label,
             "score": round(float(track.score), 4),
             "actions": action_scores(track, detections),
@@ -262,7 +262,7 @@ def actor_records(
     ]
 
 
-def _pixel_box(box: Sequence[float], width: int, height: int) -> list[float]:
+def pixel_box(box: Sequence[float], width: int, height: int) -> list[float]:
     limits = (width, height, width, height)
     return [round(min(max(float(v), 0.0), limit), 1) for v, limit in zip(box, limits, strict=True)]
 

@@ -3,6 +3,7 @@
 - `average_precision`: VOC-style AP (area under the all-point precision envelope) of scored boxes
   matched greedily, by descending score, to truth boxes of the same frame at IoU >= 0.5; truths
   marked `ignore` (VOC's "difficult") make the detections on them count neither TP nor FP.
+- `best_f1`: the best F1 of the same matched boxes over every score threshold.
 - `frame_map`: frame-mAP, one AP per action over actor boxes scored actor score x action probability.
 - `video_map`: video-mAP, the same over tubes matched by spatio-temporal IoU.
 - `roc_auc`, `accuracy_at`, `best_accuracy`: clip-level classification.
@@ -133,6 +134,14 @@ def average_precision(
     detections: Sequence[ScoredBox], truths: Sequence[TruthBox], *, iou_threshold: float = 0.5
 ) -> APResult:
     """VOC-style AP of `detections` against `truths`, matched per frame (see `match_greedy`)."""
+    scores, outcomes = match_boxes(detections, truths, iou_threshold=iou_threshold)
+    return ap_from_outcomes(scores, outcomes, sum(not t.ignore for t in truths))
+
+
+def match_boxes(
+    detections: Sequence[ScoredBox], truths: Sequence[TruthBox], *, iou_threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, outcomes): each detection's score and TP, FP or IGNORED, matched per frame."""
     truths_by_key: dict[Hashable, list[TruthBox]] = defaultdict(list)
     for truth in truths:
         truths_by_key[truth.key].append(truth)
@@ -146,7 +155,35 @@ def average_precision(
         overlaps = iou_matrix(np.array([detections[i].box for i in indices]), np.array([t.box for t in frame_truths]))
         ignore = np.array([t.ignore for t in frame_truths], bool)
         outcomes[indices] = match_greedy(overlaps, scores[indices], ignore, iou_threshold)
-    return ap_from_outcomes(scores, outcomes, sum(not t.ignore for t in truths))
+    return scores, outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class F1Point:
+    f1: float
+    min_score: float | None  # the least score kept at that F1; None when nothing is kept
+    precision: float
+    recall: float
+
+
+def best_f1(scores: np.ndarray, outcomes: np.ndarray, n_truth: int) -> F1Point:
+    """The best F1 over every score threshold (keeping detections scored at least it); ignored
+    detections count neither way. Ties in score are kept or dropped together."""
+    scores, outcomes = np.asarray(scores, float), np.asarray(outcomes)
+    counted = outcomes != IGNORED
+    order = np.argsort(-scores[counted], kind="stable")
+    ranked, hits = scores[counted][order], outcomes[counted][order] == TP
+    best = F1Point(0.0, None, 0.0, 0.0)
+    if not n_truth or not len(ranked):
+        return best
+    tp = np.cumsum(hits)
+    last_of_score = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True])  # a cut between scores only
+    for i in last_of_score:
+        precision, recall = tp[i] / (i + 1), tp[i] / n_truth
+        f1 = 2 * precision * recall / (precision + recall) if tp[i] else 0.0
+        if f1 > best.f1:
+            best = F1Point(float(f1), float(ranked[i]), float(precision), float(recall))
+    return best
 
 
 # --- frame-mAP and video-mAP ------------------------------------------------------------------

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 from detection.metrics import (
+    FP,
+    IGNORED,
+    TP,
     ActorBox,
     ScoredBox,
     TruthActor,
@@ -18,6 +21,7 @@ from detection.metrics import (
     accuracy_at,
     average_precision,
     best_accuracy,
+    best_f1,
     box_iou,
     clip_score,
     counting_errors,
@@ -62,6 +66,19 @@ def test_ap_on_three_truths_and_five_detections_is_34_over_45() -> None:
     result = average_precision(detections, truths)
     assert result.ap == pytest.approx(34 / 45, abs=1e-12)
     assert (result.true_positives, result.false_positives, result.n_truth) == (3, 2, 3)
+
+
+def test_best_f1_over_score_thresholds_by_hand() -> None:
+    # Ranked: 0.9 TP, 0.8 FP, 0.7 TP, 0.6 ignored (counts neither way), 0.5 FP; 3 truths. Keeping
+    # >= 0.9: P 1, R 1/3, F1 1/2; >= 0.8: 1/2, 1/3 -> 2/5; >= 0.7: 2/3, 2/3 -> 2/3; >= 0.5: 1/2, 2/3 -> 4/7.
+    scores = np.array([0.5, 0.9, 0.6, 0.7, 0.8])
+    outcomes = np.array([FP, TP, IGNORED, TP, FP])
+    best = best_f1(scores, outcomes, n_truth=3)
+    assert (best.f1, best.min_score, best.precision, best.recall) == pytest.approx((2 / 3, 0.7, 2 / 3, 2 / 3))
+    # Equal scores are kept or dropped together: a TP and an FP at 0.9, one truth -> P 1/2, R 1.
+    assert best_f1(np.array([0.9, 0.9]), np.array([TP, FP]), n_truth=1).f1 == pytest.approx(2 / 3)
+    assert best_f1(np.array([0.9]), np.array([FP]), n_truth=2).min_score is None  # no TP: nothing worth keeping
+    assert best_f1(np.array([]), np.array([]), n_truth=0).f1 == 0.0
 
 
 def test_ap_just_below_the_iou_threshold_is_a_miss() -> None:
