@@ -130,11 +130,14 @@ class _SharedLocalizer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._outcome: LocalizerBackend | DetectorUnavailable | None = None
+        self._checkpoint: Path | None = None
 
-    def get(self) -> LocalizerBackend:
+    def get(self, checkpoint: Path | None = None) -> LocalizerBackend:
+        """The model of `checkpoint` (None: the committed default). A worker asks for one checkpoint
+        all its life; asking for another replaces the loaded model."""
         with self._lock:
-            if self._outcome is None:
-                self._outcome = self._load()
+            if self._outcome is None or checkpoint != self._checkpoint:
+                self._outcome, self._checkpoint = self._load(checkpoint), checkpoint
         if isinstance(self._outcome, DetectorUnavailable):
             raise self._outcome
         return self._outcome
@@ -145,12 +148,12 @@ class _SharedLocalizer:
             self._outcome = None
 
     @staticmethod
-    def _load() -> LocalizerBackend | DetectorUnavailable:
+    def _load(checkpoint: Path | None) -> LocalizerBackend | DetectorUnavailable:
         from detection.localizer.backend import LocalizerBackend
         from detection.localizer.checkpoint import CheckpointError
 
         try:
-            return LocalizerBackend.load()
+            return LocalizerBackend.load(checkpoint)
         except CheckpointError as exc:
             return DetectorUnavailable(f"the localizer cannot be loaded: {exc}")
 
@@ -158,9 +161,9 @@ class _SharedLocalizer:
 shared_localizer = _SharedLocalizer()
 
 
-def localizer_stream() -> Detector:
+def localizer_stream(checkpoint: Path | None = None) -> Detector:
     """A new camera's stream of the process-wide localizer (its own cache of recent frames)."""
-    return shared_localizer.get().stream()
+    return shared_localizer.get(checkpoint).stream()
 
 
 DETECTORS: dict[str, Callable[[], Detector]] = {
@@ -185,22 +188,24 @@ def limit_compute_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def load_detector(name: str = "auto") -> Detector:
-    """The detector called `name`. "auto" is the localizer when its default checkpoint loads, else
-    ssdlite, else hog (the product keeps working on a worker without the trained model)."""
+def load_detector(name: str = "auto", *, localizer_checkpoint: Path | None = None) -> Detector:
+    """The detector called `name`. "auto" is the localizer when its checkpoint (default: the
+    committed one) loads, else ssdlite, else hog (the product keeps working on a worker without the
+    trained model)."""
+    factories = {**DETECTORS, "localizer": lambda: localizer_stream(localizer_checkpoint)}
     if name == "auto":
-        return _first_available()
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; choose auto or one of {sorted(DETECTORS)}")
-    return DETECTORS[name]()
+        return _first_available(factories)
+    if name not in factories:
+        raise ValueError(f"unknown detector {name!r}; choose auto or one of {sorted(factories)}")
+    return factories[name]()
 
 
-def _first_available() -> Detector:
+def _first_available(factories: dict[str, Callable[[], Detector]]) -> Detector:
     *preferred, last = AUTO_ORDER
     for name in preferred:
         try:
-            return DETECTORS[name]()
+            return factories[name]()
         except DetectorUnavailable as exc:
             logger.warning("%s detector unavailable, falling back: %s", name, exc)
     logger.warning("falling back to %s", last)
-    return DETECTORS[last]()
+    return factories[last]()

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import redis
 from celery import shared_task
@@ -47,7 +48,9 @@ def worker_detector() -> Detector:
     loaded once per process and shared; each task gets its own stream of it, so no camera sees
     another's frames in its temporal cache."""
     limit_compute_threads(settings.ARGUS_WORKER_THREADS)
-    return load_detector(settings.ARGUS_DETECTOR)
+    configured = settings.ARGUS_LOCALIZER_CHECKPOINT
+    checkpoint = Path(settings.BASE_DIR) / configured if configured else None  # relative: to the project
+    return load_detector(settings.ARGUS_DETECTOR, localizer_checkpoint=checkpoint)
 
 
 def rule_specs(camera: Camera) -> list[ZoneRuleSpec]:

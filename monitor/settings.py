@@ -217,6 +217,9 @@ CELERY_BEAT_SCHEDULE = {
 # auto: the localizer (detection/localizer) when its default checkpoint loads in the worker, else
 # ssdlite, else hog, each fallback logged; the web process never loads a model to decide it.
 ARGUS_DETECTOR = env_str("ARGUS_DETECTOR", "auto")
+# The localizer checkpoint the worker loads (relative: to BASE_DIR); empty: the committed default. E.g. one written by
+# `python -m detection.calibrate rec.mp4 --write ours.pt` (start score tuned on your cameras).
+ARGUS_LOCALIZER_CHECKPOINT = env_str("ARGUS_LOCALIZER_CHECKPOINT", "")
 # Compute threads (torch, OpenCV) per worker process. One: a worker runs one process per camera,
 # and processes that each spread over every core slow each other down (measured in BENCHMARKS.md).
 # Raise it only for a worker with one process and cores to spare.

@@ -450,6 +450,24 @@ def test_every_camera_gets_its_own_stream_over_one_loaded_model(checkpoint_in_pl
     assert len(first.memories) == 1 and len(second.memories) == 0
 
 
+def test_workers_load_the_checkpoint_the_settings_name(checkpoint_in_place: Path, tmp_path: Path, settings) -> None:
+    """ARGUS_LOCALIZER_CHECKPOINT: e.g. a copy calibrated for these cameras; empty: the default."""
+    settings.ARGUS_DETECTOR = "localizer"
+    assert tasks.worker_detector().track_start_score == LocalizerConfig().track_start_score  # type: ignore[attr-defined]
+    ours = write_random_checkpoint(tmp_path / "ours.pt", dataclasses.replace(SMALL, track_start_score=0.35))
+    settings.ARGUS_LOCALIZER_CHECKPOINT = str(ours)
+    stream = tasks.worker_detector()
+    assert isinstance(stream, Stream) and stream.track_start_score == 0.35
+    assert pipeline.new_state(stream, []).tracker.config.high_thresh == 0.35
+    assert tasks.worker_detector().backend is stream.backend  # still loaded once per process
+
+    settings.ARGUS_LOCALIZER_CHECKPOINT = str(tmp_path / "typo.pt")
+    with pytest.raises(detectors.DetectorUnavailable, match="typo.pt: no such checkpoint"):
+        tasks.worker_detector()
+    settings.ARGUS_DETECTOR = "auto"
+    assert tasks.worker_detector().name == "ssdlite"  # falls back, with the reason logged
+
+
 def test_auto_prefers_the_localizer_when_its_checkpoint_loads(checkpoint_in_place: Path) -> None:
     assert detectors.load_detector("auto").name == "localizer"
 
