@@ -4,7 +4,7 @@ as one JSON object per line, after one header line.
     python manage.py localize VIDEO --out FILE.jsonl     (or: python -m detection.localize ...)
 
 Header (no "frame" key): {"video", "width", "height", "fps", "frames", "analysed_fps", "min_score",
-"model": {"version", "checkpoint", "sha256"}}. Then per analysed frame:
+"model": {"version", "checkpoint", "sha256"}, "track_start_score"}. Then per analysed frame:
     {"frame": 12, "time": 0.48, "actors": [{"track": 3, "box": [x1, y1, x2, y2], "class": "person",
       "score": 0.91, "actions": {"standing": 0.1, "walking": 0.8, ...}}]}
 - frame: the decode index (0-based, counting every frame of the video, analysed or not);
@@ -98,7 +98,7 @@ def localize(video: Path, out: Path, options: LocalizeOptions, *, stderr: IO[str
         started = time.monotonic()
         with open_video(video) as (container, info):
             rate = analysed_fps(info.fps, options.fps)
-            sink.write(_json(header(video, info, rate, options, backend.meta)))
+            sink.write(_json(header(video, info, rate, options, backend)))
             progress = Progress(_expected_frames(info, rate, options.max_frames), stderr, enabled=options.progress)
             frames, actors = _analyse(container, info, rate, backend, options, sink, progress)
             progress.finish()
@@ -142,8 +142,9 @@ def file_sha256(path: Path) -> str:
 
 
 def header(
-    video: Path, info: VideoInfo, rate: float | None, options: LocalizeOptions, meta: Mapping[str, Any]
+    video: Path, info: VideoInfo, rate: float | None, options: LocalizeOptions, backend: LocalizerBackend
 ) -> dict[str, Any]:
+    meta = backend.meta
     return {
         "video": str(video),
         "width": info.width,
@@ -157,6 +158,7 @@ def header(
             "checkpoint": str(options.checkpoint),
             "sha256": file_sha256(options.checkpoint),
         },
+        "track_start_score": backend.config.track_start_score,  # the least score that started a track
     }
 
 

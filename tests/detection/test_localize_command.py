@@ -83,6 +83,7 @@ def test_it_writes_the_documented_format_on_real_footage(real_footage: Path, ran
         "checkpoint": str(random_checkpoint),
         "sha256": hashlib.sha256(random_checkpoint.read_bytes()).hexdigest(),
     }
+    assert header["track_start_score"] == load_checkpoint(random_checkpoint)[0].config.track_start_score == 0.2
     assert [r["frame"] for r in records] == list(range(40))
     np.testing.assert_allclose([r["time"] for r in records], np.arange(40) / 10, atol=1e-3)
     assert_valid_frames(records, 768, 576)
