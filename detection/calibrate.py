@@ -163,7 +163,7 @@ def write_calibrated(checkpoint: Path, out: Path, result: dict[str, Any]) -> Non
     model.config.track_start_score = float(result["chosen_start_score"])
     record = dict(meta.get("record") or {})
     record["track_start_score_calibration"] = result
-    save_checkpoint(model, out, version=str(meta["version"]), record=record)
+    save_checkpoint(model, out, version=str(meta["version"]), record=record, scene_head=meta.get("scene_head"))
 
 
 def _scores(text: str) -> list[float]:

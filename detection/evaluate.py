@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -38,6 +38,7 @@ from detection.metrics import (
     counting_errors,
     frame_map,
     roc_auc,
+    top_fraction_mean,
     video_map,
 )
 from detection.types import ACTIONS, BoxXYXY, Detector
@@ -71,6 +72,7 @@ class PredictedFrame:
     frame: int  # index of the frame in decode order, 0-based
     time: float  # seconds from the first frame
     actors: tuple[PredictedActor, ...]
+    scene: Mapping[str, float] = field(default_factory=dict)  # whole-frame scores ("scene"), if written
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +155,10 @@ def _parse_frame(record: Mapping[str, Any], where: str) -> PredictedFrame:
     if not isinstance(actors, list):
         raise InputError(f'{where}: "actors" must be a list')
     parsed = tuple(_parse_actor(actor, f"{where}, actor {i}") for i, actor in enumerate(actors))
-    return PredictedFrame(frame, float(seconds), parsed)
+    scene = record.get("scene", {})
+    if not isinstance(scene, dict) or not all(_is_probability(p) for p in scene.values()):
+        raise InputError(f'{where}: "scene" must map score names to probabilities in [0, 1]')
+    return PredictedFrame(frame, float(seconds), parsed, {str(k): float(v) for k, v in scene.items()})
 
 
 def _parse_actor(actor: object, where: str) -> PredictedActor:
@@ -548,9 +553,15 @@ def evaluate_counting(predictions: Predictions, truth_path: Path, *, min_score: 
 
 
 def evaluate_clips(
-    prediction_dir: Path, labels_path: Path, *, action: str = "fighting", threshold: float = 0.5
+    prediction_dir: Path,
+    labels_path: Path,
+    *,
+    action: str = "fighting",
+    threshold: float = 0.5,
+    score: str = "actors",
 ) -> dict[str, Any]:
-    """Clip classification by `metrics.clip_score`: ROC AUC, accuracy at `threshold`, and the best
+    """Clip classification by `metrics.clip_score` (score "actors") or by the frames' scene score of
+    `action` (score "scene", `scene_clip_score`): ROC AUC, accuracy at `threshold`, and the best
     threshold on these same labels (optimistic)."""
     labels = read_clip_labels(labels_path)
     if not prediction_dir.is_dir():
@@ -561,7 +572,8 @@ def evaluate_clips(
         if not path.is_file():
             missing.append(stem)
             continue
-        scores.append(clip_score(read_predictions(path).frames, action))
+        frames = read_predictions(path).frames
+        scores.append(scene_clip_score(frames, action, path) if score == "scene" else clip_score(frames, action))
         truths.append(positive)
     if not scores:
         raise InputError(f"{prediction_dir} holds no <clip>.jsonl for any clip of {labels_path}")
@@ -570,6 +582,7 @@ def evaluate_clips(
     return {
         "task": "clips",
         "action": action,
+        "score": score,
         "n": len(scores),
         "positives": sum(truths),
         "negatives": len(truths) - sum(truths),
@@ -584,6 +597,17 @@ def evaluate_clips(
         "missing_clips": missing,
         "unlabelled_predictions": sorted(p.stem for p in prediction_dir.glob("*.jsonl") if p.stem not in labels),
     }
+
+
+def scene_clip_score(frames: Sequence[PredictedFrame], action: str, path: Path) -> float:
+    """The mean of the top quarter of the frames' scene scores of `action` (`metrics.top_fraction_mean`)."""
+    missing = [f.frame for f in frames if action not in f.scene]
+    if missing:
+        raise InputError(
+            f'{path}: frame {missing[0]} has no scene "{action}" score'
+            " (localize it with a checkpoint that has a scene head)"
+        )
+    return top_fraction_mean([f.scene[action] for f in frames])
 
 
 def keyframe_predictions(
@@ -680,6 +704,12 @@ def build_parser() -> argparse.ArgumentParser:
     clips.add_argument("--labels", type=Path, required=True, help="labels CSV with path and label columns")
     clips.add_argument("--action", default="fighting", choices=ACTIONS)
     clips.add_argument("--threshold", type=_probability, default=0.5, help="clip score from which a clip is a fight")
+    clips.add_argument(
+        "--score",
+        default="actors",
+        choices=("actors", "scene"),
+        help="actors: score x action of the best actor per frame; scene: the frames' scene score (needs a scene head)",
+    )
 
     ava = tasks.add_parser("ava", help="frame-mAP and video-mAP against an AVA-style CSV")
     ava.add_argument("--pred", type=Path, required=True)
@@ -706,7 +736,9 @@ def run(args: argparse.Namespace, make_teacher: TeacherFactory, progress: Progre
     if args.task == "counting":
         return evaluate_counting(read_predictions(args.pred), args.gt, min_score=args.min_score)
     if args.task == "clips":
-        return evaluate_clips(args.pred_dir, args.labels, action=args.action, threshold=args.threshold)
+        return evaluate_clips(
+            args.pred_dir, args.labels, action=args.action, threshold=args.threshold, score=args.score
+        )
     return evaluate_ava(
         read_predictions(args.pred), args.gt, video_id=args.video_id, size=args.size, max_gap_s=args.max_gap
     )

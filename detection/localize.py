@@ -4,7 +4,7 @@ as one JSON object per line, after one header line.
     python manage.py localize VIDEO --out FILE.jsonl     (or: python -m detection.localize ...)
 
 Header (no "frame" key): {"video", "width", "height", "fps", "frames", "analysed_fps", "min_score",
-"model": {"version", "checkpoint", "sha256"}, "track_start_score"}. Then per analysed frame:
+"model": {"version", "checkpoint", "sha256"}, "track_start_score", "scene"}. Then per analysed frame:
     {"frame": 12, "time": 0.48, "actors": [{"track": 3, "box": [x1, y1, x2, y2], "class": "person",
       "score": 0.91, "actions": {"standing": 0.1, "walking": 0.8, ...}}]}
 - frame: the decode index (0-based, counting every frame of the video, analysed or not);
@@ -14,6 +14,8 @@ Header (no "frame" key): {"video", "width", "height", "fps", "frames", "analysed
   none. box: that frame's detection, in pixels of the video, rounded to 0.1 px; actions: every
   action of the actor's class, with the track's smoothed score (the frame's own where the tracker
   smooths none).
+- scene (only with a checkpoint that has a scene head): {"fighting": p}, the whole frame's fight
+  score, updated about 10 times a second (docs/model-card.md); it needs no detected person.
 Frames are analysed at --fps per second of video; by default every frame, but at most
 DEFAULT_MAX_FPS per second (a 60 fps video is analysed at 30).
 
@@ -159,6 +161,7 @@ def header(
             "sha256": file_sha256(options.checkpoint),
         },
         "track_start_score": backend.config.track_start_score,  # the least score that started a track
+        "scene": ["fighting"] if backend.scene_head is not None else [],  # the frames' scene scores
     }
 
 
@@ -230,7 +233,8 @@ def _analyse(
     sink: IO[str],
     progress: Progress,
 ) -> tuple[int, int]:
-    state = pipeline.new_state(backend.stream(), [])
+    stream = backend.stream(fps=rate or info.fps)
+    state = pipeline.new_state(stream, [])
     frames = actors = 0
     try:
         for index, t, image in itertools.islice(decoded_frames(container, info.fps, rate), options.max_frames):
@@ -238,7 +242,10 @@ def _analyse(
             detections = pipeline.detect_stage(state, frame)
             tracks = pipeline.track_stage(state, frame, detections)
             records = actor_records(tracks, detections, options.min_score, info.width, info.height)
-            sink.write(_json({"frame": index, "time": round(t, 4), "actors": records}))
+            record: dict[str, Any] = {"frame": index, "time": round(t, 4), "actors": records}
+            if stream.scene_fighting is not None:
+                record["scene"] = {"fighting": round(stream.scene_fighting, 4)}
+            sink.write(_json(record))
             frames, actors = frames + 1, actors + len(records)
             progress.update(frames)
     except av.error.FFmpegError as exc:

@@ -22,6 +22,7 @@ from detection.localizer.decode import RawActor, actors_at, find_peaks
 from detection.localizer.geometry import Letterbox, apply_letterbox, fit_letterbox, rgb_tensor
 from detection.localizer.inference import CellHeads, inference_model
 from detection.localizer.model import ArgusLocalizer, small_gray
+from detection.localizer.scene import SceneHead, SceneMotion, map_fighting
 from detection.types import ACTIONS_BY_CLASS, Detection
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class LocalizerBackend:
         self.device = device
         self.min_score = min_score
         self.config = model.config
+        self.scene_head: SceneHead | None = meta.get("scene_head")
+        self.fight_index = self.config.actions.index("fighting")
         self._lock = threading.Lock()  # one forward at a time per process
 
     @classmethod
@@ -58,9 +61,10 @@ class LocalizerBackend:
         log.info("localizer %s loaded on %s", meta.get("version"), backend.device)
         return backend
 
-    def stream(self) -> Stream:
-        """Per-camera state: the cached memories of the last T frames."""
-        return Stream(self)
+    def stream(self, fps: float | None = None) -> Stream:
+        """Per-camera state: the cached memories of the last T frames. `fps`: the stream's analysed
+        frames per second, so its scene fight score reads frames 0.1 s apart (None: every frame)."""
+        return Stream(self, fps)
 
     @torch.inference_mode()
     def step(self, items: Sequence[tuple[Stream, np.ndarray]]) -> list[list[Detection]]:
@@ -79,6 +83,7 @@ class LocalizerBackend:
             grays = small_gray(images)
             fused = self._fused(items, maps, grays)
             actors = self._actors(fused)
+            self._scene(items, maps[1], grays, fused)
         return [self._detections(raw, lb) for raw, lb in zip(actors, boxes, strict=True)]
 
     def _fused(
@@ -94,6 +99,23 @@ class LocalizerBackend:
             stream.push(features.memory[i], grays[i : i + 1])
             memories.append(stream.clip(self.config.clip_len))
         return self.model.fused(features.f2d, torch.stack(memories))
+
+    def _scene(
+        self, items: Sequence[tuple[Stream, np.ndarray]], s16: torch.Tensor, grays: torch.Tensor, fused: torch.Tensor
+    ) -> None:
+        """On each stream's scene frames: its scene fight score, the mean of the head's probability
+        and the localizer's fighting map (the clip score cross-validated in the model card)."""
+        head = self.scene_head
+        due = [i for i, (stream, _) in enumerate(items) if stream.scene is not None and stream.scene.due()]
+        if head is None or not due:
+            return
+        # The full action map only on scene frames: elsewhere the heads run at actors' peaks only.
+        maps = map_fighting(self.model.action_head(fused[due]), self.fight_index)
+        for i, map_value in zip(due, maps, strict=True):
+            stream = items[i][0]
+            assert stream.scene is not None  # filtered above
+            window = stream.scene.push(s16[i].float(), grays[i].float())
+            stream.scene_fighting = (float(head.probability(window[None])[0]) + map_value) / 2
 
     def _actors(self, fused: torch.Tensor) -> list[list[RawActor]]:
         """Decode each frame: the heatmap densely, sizes and actions only at its peaks."""
@@ -122,12 +144,15 @@ class LocalizerBackend:
 class Stream:
     """One camera's feature cache. Implements the pipeline's Detector protocol (`detect`)."""
 
-    def __init__(self, backend: LocalizerBackend) -> None:
+    def __init__(self, backend: LocalizerBackend, fps: float | None = None) -> None:
         self.backend = backend
         self.name = backend.name
         self.track_start_score = backend.config.track_start_score  # read by pipeline.new_state
         self.memories: deque[torch.Tensor] = deque(maxlen=backend.config.clip_len)
         self.prev_gray: torch.Tensor | None = None
+        self.scene = SceneMotion.for_rate(fps) if backend.scene_head is not None else None
+        # The latest scene fight score (0-1), updated on scene frames; None without a scene head.
+        self.scene_fighting: float | None = None
 
     def push(self, memory: torch.Tensor, gray: torch.Tensor) -> None:
         self.memories.append(memory)
@@ -142,6 +167,9 @@ class Stream:
     def reset(self) -> None:
         self.memories.clear()
         self.prev_gray = None
+        self.scene_fighting = None
+        if self.scene is not None:
+            self.scene.reset()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return self.backend.step([(self, image)])[0]

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from detection.localizer.model import ArgusLocalizer, LocalizerConfig
+from detection.localizer.scene import LAGS, MOTION_SIZE, SCENE_FPS, WINDOW, SceneHead
 
 FORMAT = "argus-localizer"
 FORMAT_VERSION = 1
@@ -18,10 +19,18 @@ class CheckpointError(ValueError):
     """The file is not a usable localizer checkpoint (with the reason)."""
 
 
-def save_checkpoint(model: ArgusLocalizer, path: Path, *, version: str, record: dict[str, Any]) -> None:
-    """`record`: how it was trained (data, seed, epochs, metrics) - kept in the file and the model card."""
+def save_checkpoint(
+    model: ArgusLocalizer,
+    path: Path,
+    *,
+    version: str,
+    record: dict[str, Any],
+    scene_head: SceneHead | None = None,
+) -> None:
+    """`record`: how it was trained (data, seed, epochs, metrics) - kept in the file and the model card.
+    `scene_head`: the scene-level fight head (scene.py), stored with the features it was trained on."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    payload: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "version": version,
@@ -30,6 +39,8 @@ def save_checkpoint(model: ArgusLocalizer, path: Path, *, version: str, record: 
         "record": record,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    if scene_head is not None:
+        payload["scene_head"] = {**scene_head.to_dict(), **scene_features()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)  # never leave a half-written checkpoint behind
@@ -54,7 +65,30 @@ def load_checkpoint(path: Path | str | None = None) -> tuple[ArgusLocalizer, dic
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the model: {exc}") from exc
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    if "scene_head" in payload:
+        meta["scene_head"] = _scene_head(payload["scene_head"], path)
     return model.eval(), meta
+
+
+def scene_features() -> dict[str, Any]:
+    """What the scene head's inputs are; a head trained on other features must not load."""
+    return {"features": "motion", "lags": list(LAGS), "window": WINDOW, "fps": SCENE_FPS, "size": MOTION_SIZE}
+
+
+def _scene_head(data: object, path: Path) -> SceneHead:
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: scene_head is not a mapping")
+    expected = scene_features()
+    stored = {k: data.get(k) for k in expected}
+    if stored != expected:
+        raise CheckpointError(f"{path}: scene head was trained on other features ({stored}, this code: {expected})")
+    try:
+        head = SceneHead.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: scene head is malformed: {exc}") from exc
+    if head.weight.shape != (MOTION_SIZE,):
+        raise CheckpointError(f"{path}: scene head has {head.weight.shape[0]} weights, expected {MOTION_SIZE}")
+    return head
 
 
 def _check_header(payload: object, path: Path) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from detection.localizer.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint
+from detection.localizer.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, scene_features
 from detection.localizer.model import MEMORY_STRIDE, ArgusLocalizer
 
 ONNX_PACKAGES = ("onnx", "onnxscript")
@@ -130,12 +130,15 @@ def export(checkpoint: Path, out: Path, *, opset: int = 18) -> tuple[Path, Path,
 
 
 def model_card(meta: dict[str, Any], frame_path: Path, heads_path: Path) -> dict[str, Any]:
+    head = meta.get("scene_head")
     return {
         "version": meta.get("version"),
         "config": meta.get("config"),
         "labels": meta.get("labels"),
         "frame_graph": {"file": frame_path.name, "inputs": FRAME_INPUTS, "outputs": FRAME_OUTPUTS},
         "heads_graph": {"file": heads_path.name, "inputs": HEADS_INPUTS, "outputs": HEADS_OUTPUTS},
+        # A logistic regression on motion features (detection/localizer/scene.py): numbers, not a graph.
+        "scene_head": {**head.to_dict(), **scene_features()} if head is not None else None,
     }
 
 

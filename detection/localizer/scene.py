@@ -9,16 +9,29 @@ ImageNet backbone, so the head is a logistic regression that trains and cross-va
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from detection.metrics import roc_auc
+
 LAGS = (1, 2)  # analysed frames back, at SCENE_FPS: 0.1 s and 0.2 s
 WINDOW = 8  # descriptors averaged into one window, newest last
 SCENE_FPS = 10.0  # the rate the lags are defined at (training reads clips at it)
 C_GRID = (0.01, 0.1, 1.0)
+MOTION_SIZE = len(LAGS) * (96 + 96 + 2)  # descriptor length of the motion features
+MAP_TOP_K = 4  # cells of the localizer's fighting map in its scene value (as many as its MIL loss reads)
+
+
+def map_fighting(action_logits: torch.Tensor, fight_index: int, k: int = MAP_TOP_K) -> list[float]:
+    """Per frame of (B, A, h, w) action logits: the mean of the k highest fighting probabilities over
+    the whole map. No person detection is needed, so contorted fighters the detector misses still count."""
+    probs = torch.sigmoid(action_logits[:, fight_index].flatten(1))
+    top = probs.topk(min(k, probs.shape[1]), dim=1).values
+    return [float(v) for v in top.mean(dim=1)]
 
 
 def frame_descriptors(s16: torch.Tensor, gray: torch.Tensor, s32: torch.Tensor | None = None) -> torch.Tensor:
@@ -43,6 +56,52 @@ def window_means(descriptors: np.ndarray, window: int = WINDOW) -> np.ndarray:
     ends = np.arange(1, len(descriptors) + 1)
     starts = np.maximum(ends - window, 0)
     return (sums[ends] - sums[starts]) / (ends - starts)[:, None]
+
+
+class SceneMotion:
+    """One camera's motion descriptors: fed every `every`-th analysed frame (a scene frame, about
+    SCENE_FPS a second), it returns the window mean the head reads. Training feeds its clips through
+    this same class, so what is trained is what runs. Warming up, the oldest frame stands in for the
+    missing ones (no motion), as the localizer's memories do."""
+
+    def __init__(self, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        self.every = every
+        self.count = 0
+        self.frames: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=max(LAGS))
+        self.descriptors: deque[np.ndarray] = deque(maxlen=WINDOW)
+
+    @classmethod
+    def for_rate(cls, fps: float | None) -> SceneMotion:
+        """For a stream analysed at `fps` frames per second (None: unknown, every frame)."""
+        return cls(max(1, round(fps / SCENE_FPS)) if fps else 1)
+
+    def due(self) -> bool:
+        """Count one analysed frame; True when it is a scene frame."""
+        self.count += 1
+        return (self.count - 1) % self.every == 0
+
+    def push(self, s16: torch.Tensor, gray: torch.Tensor) -> np.ndarray:
+        """(96, h, w) stride-16 map and (1, H, W) grey image of a scene frame -> its (D,) window."""
+        history = list(self.frames)
+        history = [history[0] if history else (s16, gray)] * (max(LAGS) - len(history)) + history
+        maps = torch.stack([m for m, _ in history] + [s16])
+        greys = torch.stack([g for _, g in history] + [gray])
+        self.descriptors.append(frame_descriptors(maps, greys)[0].double().cpu().numpy())
+        self.frames.append((s16, gray))
+        return np.mean(self.descriptors, axis=0)
+
+    def reset(self) -> None:
+        self.count = 0
+        self.frames.clear()
+        self.descriptors.clear()
+
+
+def clip_windows(s16: torch.Tensor, gray: torch.Tensor) -> np.ndarray:
+    """(N, 96, h, w) maps and (N, 1, H, W) greys of a clip's scene frames -> (N, D) windows."""
+    motion = SceneMotion()
+    return np.stack([motion.push(m, g) for m, g in zip(s16, gray, strict=True)])
 
 
 @dataclass
@@ -70,10 +129,10 @@ class SceneHead:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> SceneHead:
-        arrays = [np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "weight")]
-        if not (arrays[0].shape == arrays[1].shape == arrays[2].shape and arrays[0].ndim == 1):
+        mean, scale, weight = (np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "weight"))
+        if not (mean.shape == scale.shape == weight.shape and mean.ndim == 1):
             raise ValueError("scene head: mean, scale and weight must be vectors of one length")
-        return cls(*arrays, bias=float(data["bias"]), c=float(data["c"]))  # type: ignore[arg-type]
+        return cls(mean, scale, weight, bias=float(data["bias"]), c=float(data["c"]))  # type: ignore[arg-type]
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, c: float) -> SceneHead:
@@ -86,7 +145,9 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float) -> SceneHead:
     ys = torch.from_numpy(y.astype(np.float64))
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b], lr=1.0, max_iter=1000, tolerance_grad=1e-9, tolerance_change=1e-14, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -127,10 +188,9 @@ def clip_scores(head: SceneHead, clips: Sequence[ClipWindows], top_share: float 
 
 
 def auc(scores: Sequence[float], labels: Sequence[int]) -> float:
-    pos = np.array([s for s, y in zip(scores, labels, strict=True) if y])
-    neg = np.array([s for s, y in zip(scores, labels, strict=True) if not y])
-    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(wins / (len(pos) * len(neg)))
+    """ROC AUC (`metrics.roc_auc`), NaN with one class only."""
+    value = roc_auc(scores, [bool(y) for y in labels])
+    return math.nan if value is None else value
 
 
 def split_groups(clips: Sequence[ClipWindows], k: int, seed: int) -> list[set[str]]:
@@ -155,8 +215,9 @@ def choose_c(clips: Sequence[ClipWindows], grid: Sequence[float] = C_GRID, k: in
             scored = clip_scores(head, [cl for cl in clips if cl.group in held])
             labels = {cl.group: cl.label for cl in clips}
             aucs.append(auc(list(scored.values()), [labels[g] for g in scored]))
-        if float(np.mean(aucs)) > best_auc + 1e-12:
-            best, best_auc = c, float(np.mean(aucs))
+        mean = float(np.nanmean(aucs)) if not all(math.isnan(a) for a in aucs) else -math.inf
+        if mean > best_auc + 1e-12:
+            best, best_auc = c, mean
     return best
 
 

@@ -19,13 +19,15 @@ import torch
 
 from detection.localizer.ava import find_video, labels_from_ava, video_ids
 from detection.localizer.backbone import pretrained_backbone
-from detection.localizer.checkpoint import save_checkpoint
+from detection.localizer.checkpoint import load_checkpoint, save_checkpoint
 from detection.localizer.data import FeatureCache, View, add_views, progress
 from detection.localizer.decode import decode
 from detection.localizer.losses import build_targets, localizer_loss
 from detection.localizer.model import ArgusLocalizer, HeadOutputs, LocalizerConfig, motion_energy
 from detection.localizer.pseudo import Teacher, VideoLabels, label_video, ssdlite_teacher
 from detection.localizer.refine import refine_all
+from detection.localizer.scene import MAP_TOP_K, map_fighting
+from detection.localizer.scene_training import add_scene_head
 
 log = logging.getLogger(__name__)
 
@@ -199,22 +201,10 @@ def train(
     return running
 
 
-# Cells of the fighting map that make the scene-level score: as many as the multiple-instance loss
-# supervises with the clip label (losses.py), so the score reads what that loss trained.
-SCENE_TOP_K = 4
-
 CLIP_SCORES = ("score_x_fighting", "fighting_of_actors", "scene_fighting")
 # The clip score the model card reports, chosen before any fold ran (the others for comparison).
 # Live cameras do not use it: their rules read each tube's own fighting score.
 PRODUCT_SCORE = "scene_fighting"
-
-
-def scene_fighting(action_logits: torch.Tensor, fight_index: int, k: int = SCENE_TOP_K) -> list[float]:
-    """Per frame of (B, A, h, w) action logits: the mean of the k highest fighting probabilities over
-    the whole map. No person detection is needed, so contorted fighters the detector misses still count."""
-    probs = torch.sigmoid(action_logits[:, fight_index].flatten(1))
-    top = probs.topk(min(k, probs.shape[1]), dim=1).values
-    return [float(v) for v in top.mean(dim=1)]
 
 
 @torch.inference_mode()
@@ -228,7 +218,7 @@ def frame_fight_values(
     person = model.config.classes.index("person")
     out = forward_cached(model, cache, [(view, p, 1) for p in range(view.count)])
     values = []
-    scene = scene_fighting(out.actions, fight)
+    scene = map_fighting(out.actions, fight)
     for actors, scene_value in zip(decode(out, min_score=min(min_score, 0.1)), scene, strict=True):
         people = [a for a in actors if a.class_index == person]
         product = max((a.score * float(a.actions[fight]) for a in people), default=0.0)
@@ -306,7 +296,7 @@ def cross_validate(
         "clips": len(names),
         "min_actor_score": min_score,
         "product_score": PRODUCT_SCORE,
-        "scene_top_k": SCENE_TOP_K,
+        "scene_top_k": MAP_TOP_K,
     }
     for name, by_group in scores.items():
         clip_scores = [by_group[n] for n in names]
@@ -375,7 +365,35 @@ def run(
         record["fight_cv"] = cross_validate(config, cache, cv_settings, folds, min_score, save_dir)
         if model is not None and out is not None:
             save_checkpoint(model, out, version=version, record=record)
+    if any(s.clip_label for s in sources):
+        add_scene_heads(model or fresh_model(config), record, data_dir, settings.seed, folds, out, version)
     return record
+
+
+def add_scene_heads(
+    model: ArgusLocalizer,
+    record: dict[str, object],
+    data_dir: Path,
+    seed: int,
+    folds: int,
+    out: Path | None,
+    version: str,
+) -> None:
+    """The scene fight head (scene_training.py), cross-validated on the folds just run; the final
+    checkpoint gets the head of every clip, each fold checkpoint the head of its own training clips."""
+    scene = add_scene_head(model, record, data_dir, seed=seed, folds=folds, progress=_scene_progress)
+    record["scene_cv"] = scene.record
+    if out is None:
+        return
+    save_checkpoint(model, out, version=version, record=record, scene_head=scene.head)
+    for i, head in enumerate(scene.fold_heads):
+        path = out.parent / f"{out.stem}-folds" / f"fold{i + 1}.pt"
+        fold_model, meta = load_checkpoint(path)
+        save_checkpoint(fold_model, path, version=str(meta["version"]), record=meta["record"], scene_head=head)
+
+
+def _scene_progress(done: int, total: int) -> None:
+    progress(done, total, "scene features")
 
 
 def print_record(record: dict[str, object]) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from detection.evaluate import (
     InputError,
+    evaluate_clips,
     main,
     read_ava_csv,
     read_clip_labels,
@@ -226,6 +227,46 @@ def test_clips_cli_reports_auc_accuracy_and_missing_clips(tmp_path: Path, capsys
     assert (result["n"], result["positives"], result["negatives"]) == (4, 2, 2)
     assert result["missing_clips"] == ["fi003"]
     assert result["unlabelled_predictions"] == ["extra"]
+
+
+def test_clips_cli_scores_clips_by_their_scene_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Four frames per clip, no actors: the clip score is the top quarter (1 frame) of the scene values.
+    # fi001 max 0.8, fi002 0.3; nofi001 0.6, nofi002 0.2 -> AUC = (1 + 1 + 0 + 1) / 4 = 0.75;
+    # at 0.5, fi002 and nofi001 are wrong: accuracy 0.5.
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "path,label\n" + "".join(f"x/{s}.mp4,{lab}\n" for s, lab in [
+            ("fi001", "fight"), ("fi002", "fight"), ("nofi001", "noFight"), ("nofi002", "noFight"),
+        ])
+    )  # fmt: skip
+    pred_dir = tmp_path / "pred"
+    pred_dir.mkdir()
+    for stem, top in {"fi001": 0.8, "fi002": 0.3, "nofi001": 0.6, "nofi002": 0.2}.items():
+        frames = [
+            {"frame": i, "time": i / 10, "actors": [], "scene": {"fighting": top * (i + 1) / 4}} for i in range(4)
+        ]
+        write_jsonl(pred_dir / f"{stem}.jsonl", frames)
+    result = evaluate(capsys, "clips", "--pred-dir", str(pred_dir), "--labels", str(labels), "--score", "scene")
+    assert (result["score"], result["auc"], result["accuracy"]) == ("scene", pytest.approx(0.75), pytest.approx(0.5))
+    # The same files scored by their actors: no actor anywhere, every clip 0.
+    assert evaluate(capsys, "clips", "--pred-dir", str(pred_dir), "--labels", str(labels))["auc"] == 0.5
+
+
+def test_clips_by_scene_score_refuse_files_without_one(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nx/fi001.mp4,fight\nx/nofi001.mp4,noFight\n")
+    pred_dir = tmp_path / "pred"
+    pred_dir.mkdir()
+    for stem in ("fi001", "nofi001"):
+        write_jsonl(pred_dir / f"{stem}.jsonl", [{"frame": 0, "time": 0.0, "actors": []}])
+    with pytest.raises(InputError, match='no scene "fighting" score'):
+        evaluate_clips(pred_dir, labels, score="scene")
+
+
+def test_a_scene_score_outside_zero_to_one_is_refused(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "p.jsonl", [{"frame": 0, "time": 0.0, "actors": [], "scene": {"fighting": 1.5}}])
+    with pytest.raises(InputError, match='"scene" must map'):
+        read_predictions(path)
 
 
 def test_ava_cli_reports_frame_and_video_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,8 @@ from django.core.management import CommandError, call_command
 from detection import localize as localize_module
 from detection import pipeline
 from detection.localize import Progress, analysed_fps
-from detection.localizer.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from detection.localizer.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
+from detection.localizer.scene import MOTION_SIZE, SceneHead
 from detection.types import ACTIONS_BY_CLASS, ACTOR_CLASSES
 from tests.conftest import REPO
 from tests.detection.localizer_models import write_random_checkpoint
@@ -53,12 +54,17 @@ def run_localize(video: Path, out: Path, *args: str) -> list[dict]:
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-def assert_valid_frames(records: list[dict], width: int, height: int, min_score: float = 0.3) -> None:
+def assert_valid_frames(
+    records: list[dict], width: int, height: int, min_score: float = 0.3, *, scene: bool = False
+) -> None:
+    """scene: every frame also carries the scene fight score (a checkpoint with a scene head)."""
     frames = [r["frame"] for r in records]
     times = [r["time"] for r in records]
     assert frames == sorted(set(frames)) and times == sorted(set(times)), "frames and times increase"
     for record in records:
-        assert set(record) == {"frame", "time", "actors"}
+        assert set(record) == {"frame", "time", "actors"} | ({"scene"} if scene else set())
+        if scene:
+            assert set(record["scene"]) == {"fighting"} and 0.0 <= record["scene"]["fighting"] <= 1.0
         ids = [a["track"] for a in record["actors"]]
         assert len(ids) == len(set(ids)), "a track appears once per frame"
         for actor in record["actors"]:
@@ -84,6 +90,7 @@ def test_it_writes_the_documented_format_on_real_footage(real_footage: Path, ran
         "sha256": hashlib.sha256(random_checkpoint.read_bytes()).hexdigest(),
     }
     assert header["track_start_score"] == load_checkpoint(random_checkpoint)[0].config.track_start_score == 0.2
+    assert header["scene"] == [], "no scene head: no scene score"
     assert [r["frame"] for r in records] == list(range(40))
     np.testing.assert_allclose([r["time"] for r in records], np.arange(40) / 10, atol=1e-3)
     assert_valid_frames(records, 768, 576)
@@ -107,6 +114,23 @@ def test_fps_keeps_frames_by_time_and_their_decode_indices(
     captured = capsys.readouterr()
     assert "\r5/5 frames" in captured.err and "fps" in captured.err, "a progress line on stderr"
     assert "wrote" in captured.out and "5 frames" in captured.out
+
+
+def test_a_scene_head_scores_every_frame_and_updates_ten_times_a_second(
+    clip: Path, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    model, meta = load_checkpoint(random_checkpoint)
+    rng = np.random.default_rng(0)
+    head = SceneHead(np.zeros(MOTION_SIZE), np.ones(MOTION_SIZE), rng.normal(size=MOTION_SIZE) * 0.05, 0.0, 0.1)
+    with_head = tmp_path / "scene.pt"
+    save_checkpoint(model, with_head, version="scene-test", record={}, scene_head=head)
+    header, *records = run_localize(clip, tmp_path / "o.jsonl", "--checkpoint", str(with_head))
+    assert header["scene"] == ["fighting"] and header["analysed_fps"] is None
+    assert_valid_frames(records, 160, 120, scene=True)
+    values = [r["scene"]["fighting"] for r in records]
+    # 20 fps analysed: a scene frame every 2nd frame, its score held on the frame between.
+    assert len(set(values[0::2])) > 1, "the moving block changes the score from scene frame to scene frame"
+    assert all(values[i] == values[i + 1] for i in range(0, len(values) - 1, 2))
 
 
 def test_quiet_and_max_frames(clip: Path, random_checkpoint: Path, tmp_path, capsys) -> None:
@@ -225,8 +249,9 @@ def test_the_module_command_exits_non_zero_with_a_one_line_error(tmp_path: Path)
 
 def test_the_committed_checkpoint_finds_people_on_most_vtest_frames(real_footage: Path, tmp_path: Path) -> None:
     """Fails until the trained checkpoint is committed at detection/localizer/weights/."""
-    load_checkpoint(DEFAULT_CHECKPOINT)  # strict: config, label map and every key must fit
-    _, *records = run_localize(real_footage, tmp_path / "vtest.jsonl", "--max-frames", "40", "--quiet")
-    assert_valid_frames(records, 768, 576)
+    _, meta = load_checkpoint(DEFAULT_CHECKPOINT)  # strict: config, label map and every key must fit
+    header, *records = run_localize(real_footage, tmp_path / "vtest.jsonl", "--max-frames", "40", "--quiet")
+    assert header["scene"] == (["fighting"] if "scene_head" in meta else [])
+    assert_valid_frames(records, 768, 576, scene="scene_head" in meta)
     with_people = sum(any(a["class"] == "person" for a in r["actors"]) for r in records)
     assert with_people >= 0.75 * len(records), f"people on {with_people} of {len(records)} frames"

@@ -20,7 +20,8 @@ from detection.localizer.pseudo import (
     tile_windows,
     tiled_teacher,
 )
-from detection.localizer.training import clip_score, fight_folds, roc_auc, scene_fighting
+from detection.localizer.scene import map_fighting as scene_fighting
+from detection.localizer.training import clip_score, fight_folds, roc_auc
 
 FPS = 10.0
 
