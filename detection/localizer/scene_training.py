@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import logging
 import sys
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detection.localizer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from detection.localizer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, scene_features
 from detection.localizer.geometry import apply_letterbox, fit_letterbox, rgb_tensor
 from detection.localizer.inference import inference_model
 from detection.localizer.model import ArgusLocalizer, small_gray
@@ -37,6 +38,7 @@ from detection.localizer.scene import SCENE_FPS, ClipWindows, SceneHead, auc, cl
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # ../shared/data of the repository
+DEFAULT_CACHE = Path("var/train-cache/scene")
 
 Progress = Callable[[int, int], None]
 
@@ -71,18 +73,46 @@ def clip_views(model: ArgusLocalizer, frames: Sequence[np.ndarray], group: str, 
 
 
 def extract(
-    model: ArgusLocalizer, clips: Sequence[tuple[Path, int]], progress: Progress | None = None
+    model: ArgusLocalizer,
+    clips: Sequence[tuple[Path, int]],
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
 ) -> list[ClipWindows]:
+    """The windows of every clip and of its mirror. With `cache_dir`, each clip's windows are kept
+    there as they are made, so a second run (or one after an interruption) reads them back."""
     fast = inference_model(model, torch.device("cpu"))
     out: list[ClipWindows] = []
     for i, (path, label) in enumerate(clips):
-        frames = scene_frames(path)
-        if not frames:
-            raise ValueError(f"{path}: no decodable frame")
-        out += clip_views(fast, frames, path.stem, label)
+        cached = cache_dir / f"{path.stem}-{_feature_key(path, model)}.npz" if cache_dir is not None else None
+        if cached is not None and cached.is_file():
+            with np.load(cached) as data:
+                windows = [data["identity"], data["mirrored"]]
+        else:
+            frames = scene_frames(path)
+            if not frames:
+                raise ValueError(f"{path}: no decodable frame")
+            windows = [v.windows for v in clip_views(fast, frames, path.stem, label)]
+            if cached is not None:
+                _save_windows(cached, windows)
+        out += [ClipWindows(path.stem, label, True, windows[0]), ClipWindows(path.stem, label, False, windows[1])]
         if progress is not None:
             progress(i + 1, len(clips))
     return out
+
+
+def _feature_key(path: Path, model: ArgusLocalizer) -> str:
+    """Changes with the clip file, the canvas and the feature definition (not with the heads)."""
+    stat = path.stat()
+    cfg = model.config
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{cfg.infer_width}x{cfg.infer_height}|{scene_features()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _save_windows(path: Path, windows: Sequence[np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, identity=windows[0], mirrored=windows[1])
+    tmp.replace(path)  # a cache file is whole or absent
 
 
 def fold_groups(clips: Sequence[ClipWindows], k: int, seed: int) -> list[set[str]]:
@@ -174,11 +204,12 @@ def add_scene_head(
     seed: int,
     folds: int,
     progress: Progress | None = None,
+    cache_dir: Path | None = None,
 ) -> SceneTraining:
-    """Features of every fight clip, the head's cross-validation (on the record's folds when it has
-    them), then the head trained on every clip."""
+    """Features of every fight clip (kept in `cache_dir`), the head's cross-validation (on the
+    record's folds when it has them), then the head trained on every clip."""
     started = time.monotonic()
-    clips = extract(model, fight_clips(data_dir), progress)
+    clips = extract(model, fight_clips(data_dir), progress, cache_dir)
     cv_record = record.get("fight_cv")
     k = int(cv_record.get("folds") or folds) if isinstance(cv_record, dict) else folds
     result: dict[str, Any] = {}
@@ -203,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="version stored in the output (default: the input's)")
     p.add_argument("--seed", type=int, default=None, help="fold seed (default: the record's training seed)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds when the record has none")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where each clip's features are kept")
     return p
 
 
@@ -225,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = record.get("settings")
     seed = args.seed if args.seed is not None else int(settings.get("seed", 0) if isinstance(settings, dict) else 0)
     try:
-        trained = add_scene_head(model, record, args.data, seed=seed, folds=args.folds, progress=_bar)
+        trained = add_scene_head(
+            model, record, args.data, seed=seed, folds=args.folds, progress=_bar, cache_dir=args.cache_dir
+        )
     except (FileNotFoundError, ValueError) as exc:
         print(f"scene_training: error: {exc}", file=sys.stderr)
         return 2

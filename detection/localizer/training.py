@@ -366,7 +366,8 @@ def run(
         if model is not None and out is not None:
             save_checkpoint(model, out, version=version, record=record)
     if any(s.clip_label for s in sources):
-        add_scene_heads(model or fresh_model(config), record, data_dir, settings.seed, folds, out, version)
+        scene_cache = cache_dir.parent / "scene"
+        add_scene_heads(model or fresh_model(config), record, data_dir, settings.seed, folds, out, version, scene_cache)
     return record
 
 
@@ -378,10 +379,13 @@ def add_scene_heads(
     folds: int,
     out: Path | None,
     version: str,
+    cache_dir: Path,
 ) -> None:
     """The scene fight head (scene_training.py), cross-validated on the folds just run; the final
     checkpoint gets the head of every clip, each fold checkpoint the head of its own training clips."""
-    scene = add_scene_head(model, record, data_dir, seed=seed, folds=folds, progress=_scene_progress)
+    scene = add_scene_head(
+        model, record, data_dir, seed=seed, folds=folds, progress=_scene_progress, cache_dir=cache_dir
+    )
     record["scene_cv"] = scene.record
     if out is None:
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 from pathlib import Path
 
 import av
@@ -291,17 +292,19 @@ def _fight_dataset(root: Path, n: int = 10) -> list[str]:
     return names
 
 
-def test_the_training_command_cross_validates_and_stores_the_head(tmp_path: Path, capsys) -> None:
+def test_the_training_command_cross_validates_and_stores_the_head(tmp_path: Path, capsys, monkeypatch) -> None:
     names = _fight_dataset(tmp_path / "data")
     map_scores = {n: 0.5 for n in names}  # an uninformative localizer: the mean ranks as the head does
     record = {"settings": {"seed": 0}, "fight_cv": {"folds": 5, "scene_fighting": {"scores": map_scores}}}
     checkpoint = tmp_path / "in.pt"
     save_checkpoint(_model(), checkpoint, version="v-in", record=record)
     out = tmp_path / "out.pt"
-    assert (
-        scene_training.main(["--checkpoint", str(checkpoint), "--out", str(out), "--data", str(tmp_path / "data")]) == 0
-    )
+    cache = tmp_path / "cache"
+    args = ["--checkpoint", str(checkpoint), "--out", str(out), "--data", str(tmp_path / "data")]
+    args += ["--cache-dir", str(cache)]
+    assert scene_training.main(args) == 0
     printed = json.loads(capsys.readouterr().out)
+    assert len(list(cache.glob("*.npz"))) == len(names), "one cache file per clip"
     assert printed["scene_head"]["auc_mean_of_folds"] == 1.0, printed
     assert printed["scene_combined"]["auc_pooled"] == printed["scene_head"]["auc_pooled"]
     assert "scores" not in printed["scene_head"], "per-clip scores stay in the checkpoint"
@@ -310,6 +313,19 @@ def test_the_training_command_cross_validates_and_stores_the_head(tmp_path: Path
     stored = meta["record"]["scene_cv"]
     assert set(stored["scene_head"]["scores"]) == set(names) and stored["final_c"] in (0.01, 0.1, 1.0)
     assert meta["record"]["fight_cv"] == record["fight_cv"], "the localizer's record is kept"
+
+    # Again: read from the cache, nothing decoded, the same head; a changed clip is decoded again.
+    def no_decoding(path: Path) -> list:
+        raise AssertionError(f"decoded {path.name}")
+
+    monkeypatch.setattr(scene_training, "scene_frames", no_decoding)
+    again = tmp_path / "again.pt"
+    assert scene_training.main([*args[:3], str(again), *args[4:]]) == 0
+    np.testing.assert_array_equal(load_checkpoint(again)[1]["scene_head"].weight, meta["scene_head"].weight)
+    changed = tmp_path / "data" / "fight" / "fight" / f"{names[0]}.mkv"
+    os.utime(changed, ns=(0, 0))
+    with pytest.raises(AssertionError, match=f"decoded {names[0]}"):
+        scene_training.main(args)
 
 
 def test_the_training_command_needs_the_fight_labels(tmp_path: Path, capsys) -> None:
