@@ -723,7 +723,7 @@ def bare_forward(seconds: float) -> dict[str, Any]:
     from detection.localizer.backend import LocalizerBackend
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    model, weights = load_model()
+    model, weights, _ = load_model()
     backend = LocalizerBackend(model, {}, device=torch.device("cpu"))
     images, clip = frames()
     step = backbone_limit(backend, images, 1)

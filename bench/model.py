@@ -9,7 +9,10 @@ decoding is excluded from every phase and reported on its own as `decode_fps`):
   backend ran before it stored them channels-last: what the layout alone is worth;
 - one_stream: `stream.detect(frame)` (letterbox, backbone, cached temporal branch, heads, decode);
 - four_batched: `backend.step` with 4 cameras' frames in one batch (cross-camera batching);
-- four_serial: 4 other streams of the same frames, each `stream.detect` in turn.
+- four_serial: 4 other streams of the same frames, each `stream.detect` in turn;
+- one_stream_scene (only for a checkpoint with a scene fight head): one_stream that also keeps the
+  scene fight score, as `localize` does (cameras do not); vtest is 10 fps footage, so every frame
+  is a scene frame.
 Figures are analysed frames per second (a 4-camera step analyses 4 frames) and CPU ms per frame
 (all threads of this process: what a busy, shared machine disturbs least), and their ratios to the
 limit as speeds (`ratio`: fps / limit fps; `ratio_cpu`: limit CPU per frame / CPU per frame).
@@ -53,13 +56,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def load_model() -> tuple[ArgusLocalizer, dict[str, Any]]:
-    """The default checkpoint; until it exists a seeded random-init model (speed needs no weights)."""
+def load_model() -> tuple[ArgusLocalizer, dict[str, Any], dict[str, Any]]:
+    """The default checkpoint, what to report of it and its metadata (the backend reads the scene
+    head there); until it exists a seeded random-init model (speed needs no weights)."""
     if DEFAULT_CHECKPOINT.is_file():
         model, meta = load_checkpoint(DEFAULT_CHECKPOINT)
-        return model, {"weights": "checkpoint", "version": meta.get("version"), "checkpoint": str(DEFAULT_CHECKPOINT)}
+        weights = {"weights": "checkpoint", "version": meta.get("version"), "checkpoint": str(DEFAULT_CHECKPOINT)}
+        return model, weights | {"scene_head": "scene_head" in meta}, meta
     torch.manual_seed(0)
-    return ArgusLocalizer(LocalizerConfig()).eval(), {"weights": "random-init", "seed": 0}
+    return ArgusLocalizer(LocalizerConfig()).eval(), {"weights": "random-init", "seed": 0, "scene_head": False}, {}
 
 
 def frames() -> tuple[list[np.ndarray], dict[str, Any]]:
@@ -169,8 +174,10 @@ def summarise(runs: list[dict[str, tuple[float, float]]], limit: Callable[[str],
     }
 
 
-def cpu_bench(model: ArgusLocalizer, images: list[np.ndarray], seconds: float, reps: int) -> dict[str, Any]:
-    backend = LocalizerBackend(model, {}, device=torch.device("cpu"))
+def cpu_bench(
+    model: ArgusLocalizer, meta: dict[str, Any], images: list[np.ndarray], seconds: float, reps: int
+) -> dict[str, Any]:
+    backend = LocalizerBackend(model, meta, device=torch.device("cpu"))
     one, four, serial = [backend.stream()], [backend.stream() for _ in range(4)], [backend.stream() for _ in range(4)]
     nchw = cast(ArgusLocalizer, fuse_batch_norms(model))
     phases = {
@@ -180,14 +187,18 @@ def cpu_bench(model: ArgusLocalizer, images: list[np.ndarray], seconds: float, r
         "four_batched": streams_step(backend, images, four),
         "four_serial": serial_step(backend, images, serial),
     }
+    if backend.scene_head is not None:  # as `localize` runs: with the scene fight score
+        phases["one_stream_scene"] = streams_step(backend, images, [backend.stream(scene=True)])
     result = summarise(measure(phases, seconds, reps), lambda _: "limit")
     result["stream_cache_kb"] = round(stream_cache_bytes(one[0]) / 1024, 1)
     return result
 
 
-def gpu_bench(model: ArgusLocalizer, images: list[np.ndarray], seconds: float, reps: int) -> dict[str, Any]:
+def gpu_bench(
+    model: ArgusLocalizer, meta: dict[str, Any], images: list[np.ndarray], seconds: float, reps: int
+) -> dict[str, Any]:
     device = torch.device("cuda")
-    backend = LocalizerBackend(model, {}, device=device)
+    backend = LocalizerBackend(model, meta, device=device)
     torch.cuda.reset_peak_memory_stats(device)
     phases: dict[str, Callable[[int], int]] = {}
     for batch in (1, 4, 8):
@@ -201,7 +212,8 @@ def gpu_bench(model: ArgusLocalizer, images: list[np.ndarray], seconds: float, r
 
 def stream_cache_bytes(stream: Stream) -> int:
     tensors = [*stream.memories, *([stream.prev_gray] if stream.prev_gray is not None else [])]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    scene = [t for frame in stream.scene.frames for t in frame] if stream.scene is not None else []
+    return sum(t.numel() * t.element_size() for t in tensors + scene)
 
 
 def main() -> None:
@@ -214,7 +226,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     info = machine() | {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     rss_before = rss_mb()
-    model, weights = load_model()
+    model, weights, meta = load_model()
     images, footage = frames()
     cfg = model.config
     result: dict[str, Any] = {
@@ -225,10 +237,10 @@ def main() -> None:
         "model": weights,
         "footage": footage,
         "targets": TARGETS,
-        "cpu": cpu_bench(model, images, args.seconds, args.reps),
+        "cpu": cpu_bench(model, meta, images, args.seconds, args.reps),
     }
     if torch.cuda.is_available():
-        result["gpu"] = gpu_bench(model, images, args.seconds, args.reps)
+        result["gpu"] = gpu_bench(model, meta, images, args.seconds, args.reps)
     one = result["cpu"]
     result["meets_targets"] = {
         "one_stream_fps": one["fps"]["one_stream"]["median"] >= TARGETS["one_stream_fps"],

@@ -233,7 +233,7 @@ def _analyse(
     sink: IO[str],
     progress: Progress,
 ) -> tuple[int, int]:
-    stream = backend.stream(fps=rate or info.fps)
+    stream = backend.stream(fps=rate or info.fps, scene=True)
     state = pipeline.new_state(stream, [])
     frames = actors = 0
     try:

@@ -61,10 +61,11 @@ class LocalizerBackend:
         log.info("localizer %s loaded on %s", meta.get("version"), backend.device)
         return backend
 
-    def stream(self, fps: float | None = None) -> Stream:
-        """Per-camera state: the cached memories of the last T frames. `fps`: the stream's analysed
-        frames per second, so its scene fight score reads frames 0.1 s apart (None: every frame)."""
-        return Stream(self, fps)
+    def stream(self, fps: float | None = None, *, scene: bool = False) -> Stream:
+        """Per-camera state: the cached memories of the last T frames. `scene`: also keep the scene
+        fight score (`Stream.scene_fighting`; needs a checkpoint with a scene head), read from frames
+        about 0.1 s apart given the stream's analysed frames per second `fps` (None: every frame)."""
+        return Stream(self, fps, scene=scene)
 
     @torch.inference_mode()
     def step(self, items: Sequence[tuple[Stream, np.ndarray]]) -> list[list[Detection]]:
@@ -144,14 +145,15 @@ class LocalizerBackend:
 class Stream:
     """One camera's feature cache. Implements the pipeline's Detector protocol (`detect`)."""
 
-    def __init__(self, backend: LocalizerBackend, fps: float | None = None) -> None:
+    def __init__(self, backend: LocalizerBackend, fps: float | None = None, *, scene: bool = False) -> None:
         self.backend = backend
         self.name = backend.name
         self.track_start_score = backend.config.track_start_score  # read by pipeline.new_state
         self.memories: deque[torch.Tensor] = deque(maxlen=backend.config.clip_len)
         self.prev_gray: torch.Tensor | None = None
-        self.scene = SceneMotion.for_rate(fps) if backend.scene_head is not None else None
-        # The latest scene fight score (0-1), updated on scene frames; None without a scene head.
+        # Cameras' rules read actors, not the scene score: only a stream that asks pays for it.
+        self.scene = SceneMotion.for_rate(fps) if scene and backend.scene_head is not None else None
+        # The latest scene fight score (0-1), updated on scene frames; None when not kept.
         self.scene_fighting: float | None = None
 
     def push(self, memory: torch.Tensor, gray: torch.Tensor) -> None:

@@ -230,7 +230,7 @@ def test_the_stream_scores_its_scene_frames_as_the_head_and_the_map_say(monkeypa
     monkeypatch.setattr("detection.localizer.backend.map_fighting", recorded)
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 255, (SMALL.infer_height, SMALL.infer_width, 3), dtype=np.uint8) for _ in range(7)]
-    stream = backend.stream(fps=30)  # a scene frame every 3rd analysed frame: 0, 3, 6
+    stream = backend.stream(fps=30, scene=True)  # a scene frame every 3rd analysed frame: 0, 3, 6
     values = []
     for image in frames:
         stream.detect(image)
@@ -255,10 +255,11 @@ def test_the_map_value_is_the_mean_of_the_strongest_fighting_cells() -> None:
     assert map_fighting(logits, 1, k=2) == pytest.approx([0.5])
 
 
-def test_without_a_head_there_is_no_scene_score() -> None:
-    stream = _backend(None).stream(fps=25)
-    stream.detect(np.zeros((SMALL.infer_height, SMALL.infer_width, 3), dtype=np.uint8))
-    assert stream.scene is None and stream.scene_fighting is None
+def test_without_a_head_or_unasked_there_is_no_scene_score() -> None:
+    image = np.zeros((SMALL.infer_height, SMALL.infer_width, 3), dtype=np.uint8)
+    for stream in (_backend(None).stream(fps=25, scene=True), _backend(_head()).stream(fps=25)):
+        stream.detect(image)
+        assert stream.scene is None and stream.scene_fighting is None
 
 
 def test_the_head_serialises_to_plain_json() -> None:
