@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # ../shared/data of the repository
 DEFAULT_CACHE = Path("var/train-cache/scene")
+BATCH = 4  # frames per backbone forward
 
 Progress = Callable[[int, int], None]
 
@@ -65,9 +66,15 @@ def clip_views(model: ArgusLocalizer, frames: Sequence[np.ndarray], group: str, 
     canvases = [apply_letterbox(f, box, cfg.infer_width, cfg.infer_height) for f in frames]
     views = []
     for mirrored in (False, True):
-        images = rgb_tensor([np.ascontiguousarray(c[:, ::-1]) for c in canvases] if mirrored else canvases)
-        _, s16, _ = model.backbone_maps(images)
-        windows = clip_windows(s16.float(), small_gray(images).float())
+        shown = [np.ascontiguousarray(c[:, ::-1]) for c in canvases] if mirrored else canvases
+        maps, greys = [], []
+        # A few frames at a time: full-canvas activations of a whole clip are hundreds of MB a layer,
+        # and allocating those afresh (page faults) cost more than the convolutions.
+        for i in range(0, len(shown), BATCH):
+            images = rgb_tensor(shown[i : i + BATCH])
+            maps.append(model.backbone_maps(images)[1].float())
+            greys.append(small_gray(images).float())
+        windows = clip_windows(torch.cat(maps), torch.cat(greys))
         views.append(ClipWindows(group, label, not mirrored, windows))
     return views
 
