@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="views of each long single video such as bikes (1 untransformed)",
     )
     p.add_argument("--cache-dir", type=Path, default=Path("var/train-cache/labels"), help="pseudo-label cache")
-    p.add_argument("--version", default="2.2", help="version stored in the checkpoint")
+    p.add_argument("--version", default="2.3", help="version stored in the checkpoint")
     p.add_argument(
         "--ava",
         nargs=2,
